@@ -1,0 +1,71 @@
+"""castray_nb: find, attach and watch Ray clusters from a notebook.
+
+>>> import castray_nb
+>>> castray_nb.discover()                 # doctest: +SKIP
+>>> castray_nb.connect("auto")            # doctest: +SKIP
+>>> castray_nb.nodes()                    # doctest: +SKIP
+
+In IPython: ``%load_ext castray_nb`` then ``%castray --help``.
+Loading this package imports neither Ray, pandas, IPython nor ipywidgets; the
+functions below load what they need on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .core.errors import (
+    AuthRequired,
+    CastrayError,
+    ClusterUnreachable,
+    DriverConflict,
+    InvalidAddress,
+    UnknownCluster,
+)
+
+__version__ = "0.1.0"
+
+_WHERE = {
+    "clusters": "castray_nb.api",
+    "connect": "castray_nb.api",
+    "disconnect": "castray_nb.api",
+    "discover": "castray_nb.api",
+    "nodes": "castray_nb.api",
+    "session": "castray_nb.api",
+    "status": "castray_nb.api",
+    "panel": "castray_nb.widgets",
+    "ClusterInfo": "castray_nb.core.discovery",
+    "ClusterState": "castray_nb.core.session",
+    "Event": "castray_nb.core.session",
+}
+
+__all__ = [
+    "AuthRequired",
+    "CastrayError",
+    "ClusterUnreachable",
+    "DriverConflict",
+    "InvalidAddress",
+    "UnknownCluster",
+    *_WHERE,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext castray_nb``: register the ``%castray`` magic."""
+    from .magics import load_ipython_extension as _load
+
+    _load(ipython)

@@ -1,0 +1,194 @@
+"""castray-nb: the command line. Thin: parse arguments, call core, print.
+
+Exit codes: 0 done, 2 bad input or a cluster that cannot be used (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from .core.errors import CastrayError
+
+EXIT_BAD = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not usage + message
+        self.exit(EXIT_BAD, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="castray-nb", description="Find, read and watch Ray clusters on this machine.")
+    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="timeout of each probe and request")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    discover = commands.add_parser("discover", help="list every live Ray cluster on this machine")
+    discover.add_argument("--json", action="store_true", help="print a JSON list")
+    discover.add_argument("-v", "--verbose", action="store_true", help="also say what was rejected and why")
+
+    nodes = commands.add_parser("nodes", help="list the nodes of clusters (default: every discovered one)")
+    nodes.add_argument("--address", action="append", default=[], metavar="ADDR", help="a cluster to read (repeatable)")
+    nodes.add_argument("--alive", action="store_true", help="only ALIVE nodes")
+    nodes.add_argument("--json", action="store_true", help="print a JSON list of node rows")
+
+    demo = commands.add_parser("demo", help="start a throwaway cluster, discover, attach and show it, stop it")
+    demo.add_argument("--json", action="store_true", help="print the node rows as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Ray's C++ client logs reconnect warnings to stderr; keep the CLI's output to its own lines.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        if args.command == "discover":
+            return _discover(args, settings)
+        if args.command == "nodes":
+            return _nodes(args, settings)
+        return _demo(args, settings)
+    except CastrayError as exc:
+        print(f"castray-nb: error: {exc}", file=sys.stderr)
+        return EXIT_BAD
+    except KeyboardInterrupt:
+        print("castray-nb: interrupted", file=sys.stderr)
+        return 130
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 600:
+        raise argparse.ArgumentTypeError("must be between 0 and 600 seconds")
+    return value
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from .core.settings import load_settings
+
+    settings = load_settings()
+    if args.timeout:
+        settings = settings.replace(probe_timeout=args.timeout, http_timeout=args.timeout, gcs_timeout=args.timeout)
+    return settings
+
+
+def _discover(args: argparse.Namespace, settings: Any) -> int:
+    from .core.discovery import discover_report
+
+    report = discover_report(settings)
+    if args.json:
+        print(json.dumps([c.to_json() for c in report.clusters], indent=2))
+    else:
+        rows = [
+            (c.name, c.gcs_address or "-", c.dashboard_url or "-", c.ray_version or "?",
+             "?" if c.num_nodes is None else str(c.num_nodes), "yes" if c.auth_required else "no")
+            for c in report.clusters
+        ]  # fmt: skip
+        print(
+            _table(("NAME", "GCS", "DASHBOARD", "RAY", "NODES", "TOKEN"), rows)
+            if rows
+            else "No live Ray cluster found."
+        )
+    if args.verbose:
+        for name, why in report.source_errors.items():
+            print(f"source {name} failed: {why}", file=sys.stderr)
+        for what, why in report.rejected:
+            print(f"not a live cluster: {what}: {why}", file=sys.stderr)
+        print(f"{report.hints} session folder(s) seen; {report.elapsed_s * 1000:.0f} ms", file=sys.stderr)
+    return 0
+
+
+def _nodes(args: argparse.Namespace, settings: Any) -> int:
+    from .core.address import parse_address
+    from .core.connector import resolve
+    from .core.discovery import discover
+    from .core.session import Session
+
+    parsed = [parse_address(a) for a in args.address]  # every address checked before any traffic
+    session = Session(settings)
+    infos = [info for p in parsed for info in resolve(p, settings, allow_many=True)] if parsed else discover(settings)
+    for info in infos:
+        session.attach(info, refresh=False)
+    session.refresh()
+    for state in session.clusters():
+        if state.error:
+            print(f"castray-nb: warning: {state.name}: {state.error}", file=sys.stderr)
+    rows = session.rows(alive_only=args.alive)
+    _print_nodes(rows, args.json)
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Any) -> int:
+    from .core.discovery import discover_report
+    from .core.session import Session
+    from .launch import LocalCluster
+
+    say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    say("Starting a throwaway Ray cluster as a separate process (ray start --head --block) ...")
+    with LocalCluster() as cluster:
+        say(f"  started: GCS {cluster.gcs_address}, dashboard {cluster.dashboard_url}\n")
+        report = discover_report(settings)
+        say(f"Discovered {len(report.clusters)} live cluster(s) in {report.elapsed_s * 1000:.0f} ms:")
+        for info in report.clusters:
+            mark = "  <- the demo cluster" if info.gcs_address == cluster.gcs_address else ""
+            say(f"  {info.name}  gcs={info.gcs_address}  nodes={info.num_nodes}{mark}")
+        ours = [c for c in report.clusters if c.gcs_address == cluster.gcs_address]
+        if not ours:
+            raise CastrayError("discovery did not find the demo cluster")
+        session = Session(settings)
+        session.attach(ours[0], name="demo")
+        say("\nAttached it read-only (no ray.init). The merged node table:")
+        _print_nodes(session.rows(), args.json)
+        say("\nStopping the demo cluster (SIGTERM to its own process group) ...")
+    say("Done: the demo cluster is stopped.")
+    return 0
+
+
+def _print_nodes(rows: Sequence[Any], as_json: bool) -> None:
+    from .core.nodes import COLUMNS
+
+    if as_json:
+        print(json.dumps([{c: _jsonable(getattr(r, c)) for c in COLUMNS} for r in rows], indent=2))
+        return
+    if not rows:
+        print("No nodes.")
+        return
+    gib = 1024**3
+    table = [
+        (r.cluster[-34:], r.source, r.node_id[:12], r.node_ip, "head" if r.is_head else "", r.state,
+         f"{r.CPU:g}", f"{r.GPU:g}", f"{r.memory_bytes / gib:.1f}", f"{r.object_store_bytes / gib:.1f}")
+        for r in rows
+    ]  # fmt: skip
+    print(_table(("CLUSTER", "SOURCE", "NODE", "IP", "HEAD", "STATE", "CPU", "GPU", "MEM GiB", "STORE GiB"), table))
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=False)]
+    lines = [header, *rows]
+    return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=False)).rstrip() for line in lines)
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"castray-nb {__version__}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

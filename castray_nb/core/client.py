@@ -1,0 +1,107 @@
+"""How one cluster is read, without joining it: the dashboard first, the GCS as fallback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+
+from .errors import ClusterUnreachable
+from .gcs import read_gcs
+from .http import get_json
+from .nodes import NodeRecord, node_from_state, state_api_nodes, usage_by_node
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one read of one cluster returned."""
+
+    session_name: str | None
+    nodes: list[NodeRecord]
+    via: str  # "dashboard" or "gcs"
+    elapsed_s: float
+    total: int  # nodes the server has; more than len(nodes) when it truncated
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > len(self.nodes)
+
+
+@dataclass
+class ClusterClient:
+    """Reads one cluster's nodes. Knows its GCS address and/or its dashboard URL."""
+
+    gcs_address: str | None
+    dashboard_url: str | None
+    settings: Settings = field(default_factory=Settings)
+
+    def version(self) -> dict[str, object]:
+        """``/api/version`` of the dashboard; raises if it is not a Ray dashboard."""
+        if not self.dashboard_url:
+            raise ClusterUnreachable("no dashboard to ask")
+        reply = get_json(f"{self.dashboard_url}/api/version", self.settings.http_timeout)
+        if not isinstance(reply, dict) or "ray_version" not in reply:
+            raise ClusterUnreachable(f"{self.dashboard_url} answers HTTP but is not a Ray dashboard")
+        return reply
+
+    def read(self, *, cluster: str, source: str = "external") -> Reading:
+        """Read every node. Falls back to the GCS when the dashboard does not answer."""
+        started = time.perf_counter()
+        if self.dashboard_url:
+            try:
+                return self._read_dashboard(cluster, source, started)
+            except ClusterUnreachable:
+                if not self.gcs_address:
+                    raise
+        if not self.gcs_address:
+            raise ClusterUnreachable("nothing to read: no dashboard URL and no GCS address")
+        return self._read_gcs(cluster, source, started)
+
+    def _read_dashboard(self, cluster: str, source: str, started: float) -> Reading:
+        assert self.dashboard_url
+        session = self.version().get("session_name")
+        timeout = self.settings.http_timeout
+        limit = self.settings.node_limit
+        payload = get_json(f"{self.dashboard_url}/api/v0/nodes?detail=1&limit={limit}", timeout)
+        try:
+            raw_nodes, total = state_api_nodes(payload)
+        except ValueError as exc:
+            raise ClusterUnreachable(f"{self.dashboard_url}: {exc}") from None
+        warnings = []
+        usage = {}
+        try:
+            usage = usage_by_node(get_json(f"{self.dashboard_url}/api/cluster_status", timeout))
+        except ClusterUnreachable as exc:  # usage is extra; the nodes stand without it
+            warnings.append(f"no usage: {exc}")
+        seen = dt.datetime.now(dt.UTC)
+        nodes = [
+            node_from_state(
+                raw, cluster=cluster, source=source, seen=seen, dashboard_url=self.dashboard_url
+            ).with_usage(usage.get(str(raw.get("node_id"))))
+            for raw in raw_nodes
+        ]
+        if total > len(nodes):
+            warnings.append(f"the dashboard returned {len(nodes)} of {total} nodes")
+        return Reading(
+            session_name=str(session) if session else None,
+            nodes=nodes,
+            via="dashboard",
+            elapsed_s=time.perf_counter() - started,
+            total=total,
+            warnings=tuple(warnings),
+        )
+
+    def _read_gcs(self, cluster: str, source: str, started: float) -> Reading:
+        assert self.gcs_address
+        reading = read_gcs(self.gcs_address, self.settings.gcs_timeout)
+        seen = dt.datetime.now(dt.UTC)
+        nodes = [node_from_state(raw, cluster=cluster, source=source, seen=seen) for raw in reading.nodes]
+        return Reading(
+            session_name=reading.session_name,
+            nodes=nodes,
+            via="gcs",
+            elapsed_s=time.perf_counter() - started,
+            total=len(nodes),
+        )

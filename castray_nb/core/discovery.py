@@ -1,0 +1,302 @@
+"""Where clusters are found: sources -> candidates -> verified, deduplicated ClusterInfo."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+from .address import cluster_key, is_this_machine, join_hostport, probe_host, split_hostport
+from .client import ClusterClient
+from .errors import AuthRequired, CastrayError, ClusterUnreachable
+from .gcs import read_gcs, tcp_open
+from .http import get_json
+from .settings import Settings, load_settings
+from .sources import Candidate, SourceContext, default_temp_dir, registered_sources
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """One live cluster, found and verified.
+
+    ``name`` is the session name; ``num_nodes`` counts ALIVE nodes and is None when
+    the cluster could not be read (a token is needed and none matched).
+    """
+
+    name: str
+    gcs_address: str | None
+    dashboard_url: str | None
+    ray_version: str | None
+    session_dir: str | None
+    num_nodes: int | None
+    auth_required: bool
+    sources: tuple[str, ...]
+    temp_dir: str | None = None
+    cluster_id: str | None = None
+    local_nodes: int = 0
+    note: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data["sources"] = list(self.sources)
+        return data
+
+
+@dataclass(frozen=True)
+class DiscoveryReport:
+    """Everything one discovery run learnt, including what it threw away and why."""
+
+    clusters: tuple[ClusterInfo, ...]
+    source_errors: Mapping[str, str] = field(default_factory=dict)
+    rejected: tuple[tuple[str, str], ...] = ()  # (what, why)
+    hints: int = 0
+    elapsed_s: float = 0.0
+
+
+def discover(settings: Settings | None = None) -> list[ClusterInfo]:
+    """Every live Ray cluster this machine knows of, each once.
+
+    >>> for cluster in discover():          # doctest: +SKIP
+    ...     print(cluster.name, cluster.gcs_address, cluster.num_nodes)
+    """
+    return list(discover_report(settings).clusters)
+
+
+def discover_report(settings: Settings | None = None) -> DiscoveryReport:
+    """Like :func:`discover`, with failing sources and rejected candidates explained."""
+    started = time.perf_counter()
+    settings = settings or load_settings()
+    temp_dirs = tuple(dict.fromkeys([default_temp_dir(), *settings.temp_dirs]))
+    candidates, errors = _collect(SourceContext(settings, temp_dirs), settings.sources)
+    hints = [c for c in candidates if c.hint]
+    groups = _group([c for c in candidates if not c.hint])
+    clusters: list[ClusterInfo] = []
+    rejected: list[tuple[str, str]] = []
+    if groups:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(groups))) as pool:
+            for group, outcome in zip(groups, pool.map(lambda g: _verify(g, settings), groups), strict=True):
+                if isinstance(outcome, ClusterInfo):
+                    clusters.append(outcome)
+                else:
+                    rejected.append((_describe(group), outcome))
+    clusters = _merge_by_session(_add_hints(clusters, hints))
+    return DiscoveryReport(
+        clusters=tuple(sorted(clusters, key=lambda c: c.name)),
+        source_errors=errors,
+        rejected=tuple(rejected),
+        hints=len(hints),
+        elapsed_s=time.perf_counter() - started,
+    )
+
+
+def _collect(ctx: SourceContext, wanted: Sequence[str] | None) -> tuple[list[Candidate], dict[str, str]]:
+    sources, errors = registered_sources()
+    if wanted is not None:
+        for name in wanted:
+            if name not in sources:
+                errors[name] = f"no such source (known: {', '.join(sorted(sources))})"
+        sources = {name: fn for name, fn in sources.items() if name in wanted}
+    candidates: list[Candidate] = []
+    for name, source in sources.items():
+        try:
+            candidates.extend(c for c in source(ctx) if isinstance(c, Candidate))
+        except Exception as exc:  # one failing source must not hide the others' finds
+            errors[name] = f"{type(exc).__name__}: {exc}"
+    return candidates, errors
+
+
+def _key(candidate: Candidate) -> tuple[str, object]:
+    if candidate.gcs_address:
+        try:
+            return ("gcs", cluster_key(candidate.gcs_address))
+        except ValueError:
+            return ("bad", candidate.gcs_address)
+    return ("url", candidate.dashboard_url)
+
+
+def _group(candidates: Iterable[Candidate]) -> list[list[Candidate]]:
+    groups: dict[tuple[str, object], list[Candidate]] = {}
+    for candidate in candidates:
+        groups.setdefault(_key(candidate), []).append(candidate)
+    # The process table knows most; let its candidates speak first.
+    return [sorted(g, key=lambda c: c.source != "processes") for g in groups.values()]
+
+
+def _first(group: Sequence[Candidate], attr: str) -> object:
+    return next((getattr(c, attr) for c in group if getattr(c, attr)), None)
+
+
+def _describe(group: Sequence[Candidate]) -> str:
+    where = _first(group, "gcs_address") or _first(group, "dashboard_url") or "?"
+    return f"{where} (from {', '.join(sorted({c.source for c in group}))})"
+
+
+def _verify(group: list[Candidate], settings: Settings) -> ClusterInfo | str:
+    """A ClusterInfo when the group is a live Ray cluster, else the reason it is not."""
+    try:
+        return _verify_or_raise(group, settings)
+    except CastrayError as exc:
+        return str(exc)
+    except (OSError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _verify_or_raise(group: list[Candidate], settings: Settings) -> ClusterInfo | str:
+    gcs = _first(group, "gcs_address")
+    session = _first(group, "session_name")
+    seen_running = any(c.gcs_pid for c in group)
+    gcs_reading = None
+    if isinstance(gcs, str):
+        host, _ = split_hostport(gcs)
+        if not is_this_machine(host):
+            return "not on this machine: discovery only probes this machine (attach it with connect())"
+        if not tcp_open(gcs, settings.probe_timeout):
+            return f"stale: nothing listens at {gcs}"
+        if not seen_running:
+            # No process here explains this address: ask it whether it is a GCS.
+            gcs_reading = read_gcs(gcs, max(2.0, settings.probe_timeout * 4), with_nodes=False)
+            session = session or gcs_reading.session_name
+    dashboard, version, auth_required = _find_dashboard(group, gcs_reading, session, settings)
+    session = session or (version or {}).get("session_name")
+    if not session and not gcs:
+        return "no Ray dashboard answered there"
+    num_nodes, note = _count_nodes(gcs, dashboard, auth_required, settings)
+    if num_nodes is None and note and note.startswith("token needed"):
+        auth_required = True
+    return ClusterInfo(
+        name=str(session or gcs),
+        gcs_address=gcs if isinstance(gcs, str) else None,
+        dashboard_url=dashboard,
+        ray_version=str((version or {}).get("ray_version") or _first(group, "ray_version") or "") or None,
+        session_dir=_first(group, "session_dir"),  # type: ignore[arg-type]
+        num_nodes=num_nodes,
+        auth_required=auth_required,
+        sources=tuple(sorted({c.source for c in group})),
+        temp_dir=_first(group, "temp_dir"),  # type: ignore[arg-type]
+        cluster_id=_first(group, "cluster_id") or (gcs_reading.cluster_id if gcs_reading else None),  # type: ignore[arg-type]
+        local_nodes=max((len(c.local_node_ids) for c in group), default=0),
+        note=note,
+    )
+
+
+def _dashboard_urls(group: Sequence[Candidate], gcs_reading: object) -> list[tuple[str, bool]]:
+    """URLs where this cluster's dashboard may listen, each with whether it is certainly
+    this cluster's (a socket its own dashboard process holds)."""
+    urls: list[tuple[str, bool]] = []
+    for c in group:
+        if c.dashboard_url:
+            urls.append((c.dashboard_url, False))
+        if c.dashboard_pid:
+            host = probe_host(c.dashboard_host or "")
+            ports = _listening_ports(c.dashboard_pid)
+            if ports is None:  # cannot see its sockets: trust its --port flag
+                ports = [c.dashboard_port] if c.dashboard_port else []
+            elif c.dashboard_port in ports:  # its --port first; it may have moved
+                ports.remove(c.dashboard_port)
+                ports.insert(0, c.dashboard_port)
+            urls.extend((f"http://{join_hostport(host, p)}", True) for p in ports)
+    dashboard_address = getattr(gcs_reading, "dashboard_address", None)
+    if dashboard_address:
+        host, port = split_hostport(dashboard_address)
+        urls.append((f"http://{join_hostport(probe_host(host), port)}", False))
+    return list(dict.fromkeys(urls))
+
+
+def _listening_ports(pid: int) -> list[int] | None:
+    import psutil
+
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return None
+    return sorted({c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN})
+
+
+def _find_dashboard(
+    group: Sequence[Candidate], gcs_reading: object, session: object, settings: Settings
+) -> tuple[str | None, dict[str, object] | None, bool]:
+    """(dashboard URL or None, its /api/version reply, whether it wants a token)."""
+    for url, owned in _dashboard_urls(group, gcs_reading):
+        try:
+            host = url.split("://", 1)[1].rsplit(":", 1)[0]
+            if not is_this_machine(host):
+                continue
+            version = get_json(f"{url}/api/version", settings.probe_timeout)
+        except AuthRequired:
+            if owned:  # its own process serves it, so it is this cluster's dashboard
+                return url, None, True
+            continue
+        except (ClusterUnreachable, ValueError):
+            continue
+        if not isinstance(version, dict) or "ray_version" not in version:
+            continue
+        if session and version.get("session_name") not in (None, session):
+            continue  # another cluster's dashboard
+        return url, version, False
+    return None, None, False
+
+
+def _count_nodes(
+    gcs: object, dashboard: str | None, auth_required: bool, settings: Settings
+) -> tuple[int | None, str | None]:
+    if dashboard and not auth_required:
+        query = "limit=1&filter_keys=state&filter_predicates=%3D&filter_values=ALIVE"
+        try:
+            reply = get_json(f"{dashboard}/api/v0/nodes?{query}", settings.http_timeout)
+            return int(reply["data"]["result"]["num_filtered"]), None
+        except (CastrayError, KeyError, TypeError, ValueError):
+            pass  # fall through to the GCS
+    if auth_required:
+        return None, "a Ray auth token is needed to read its nodes"
+    if isinstance(gcs, str):
+        client = ClusterClient(gcs, None, settings.replace(gcs_timeout=max(2.0, settings.probe_timeout * 4)))
+        try:
+            reading = client.read(cluster="")
+        except AuthRequired as exc:
+            return None, f"token needed: {exc}"
+        except ClusterUnreachable as exc:
+            return None, str(exc)
+        return sum(n.state == "ALIVE" for n in reading.nodes), None
+    return None, "nodes could not be read"
+
+
+def _add_hints(clusters: list[ClusterInfo], hints: Sequence[Candidate]) -> list[ClusterInfo]:
+    """Fill in session folders that session-folder hints know for live clusters."""
+    by_name = {h.session_name: h for h in hints}
+    out = []
+    for info in clusters:
+        hint = by_name.get(info.name)
+        if hint and (not info.session_dir or not info.temp_dir):
+            info = _replace(
+                info,
+                session_dir=info.session_dir or hint.session_dir,
+                temp_dir=info.temp_dir or hint.temp_dir,
+                sources=tuple(sorted({*info.sources, hint.source})),
+            )
+        out.append(info)
+    return out
+
+
+def _merge_by_session(clusters: list[ClusterInfo]) -> list[ClusterInfo]:
+    """One entry per session, e.g. RAY_ADDRESS=http://... and its process-table twin."""
+    merged: dict[str, ClusterInfo] = {}
+    for info in clusters:
+        twin = merged.get(info.name)
+        if twin is None:
+            merged[info.name] = info
+            continue
+        first, second = (twin, info) if twin.gcs_address else (info, twin)
+        merged[info.name] = _replace(
+            first,
+            dashboard_url=first.dashboard_url or second.dashboard_url,
+            ray_version=first.ray_version or second.ray_version,
+            num_nodes=first.num_nodes if first.num_nodes is not None else second.num_nodes,
+            sources=tuple(sorted({*first.sources, *second.sources})),
+        )
+    return list(merged.values())
+
+
+def _replace(info: ClusterInfo, **changes: object) -> ClusterInfo:
+    return dataclasses.replace(info, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,49 @@
+"""Errors users see. Each message is written to be shown as one line."""
+
+from __future__ import annotations
+
+
+class CastrayError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InvalidAddress(CastrayError, ValueError):
+    """The text given as a cluster address is not one this package understands."""
+
+    EXPECTED = (
+        "expected host:port (GCS), http(s)://host:port (dashboard), ray://host:port "
+        "(driver only), a discovered session name, or 'auto'"
+    )
+
+    def __init__(self, address: object, reason: str = "") -> None:
+        shown = _shorten(repr(address))
+        why = f" ({reason})" if reason else ""
+        super().__init__(f"invalid address {shown}{why}: {self.EXPECTED}")
+
+
+class ClusterUnreachable(CastrayError, ConnectionError):
+    """Nothing that speaks Ray answered at the address within the timeout."""
+
+
+class AuthRequired(CastrayError, PermissionError):
+    """The cluster wants a token and none (or a wrong one) was sent."""
+
+
+class DriverConflict(CastrayError, RuntimeError):
+    """This process is already the Ray driver of another cluster."""
+
+
+class UnknownCluster(CastrayError, KeyError):
+    """No attached cluster has that name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(CastrayError, ValueError):
+    """The settings file or a CASTRAY_* variable holds something unusable."""
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,141 @@
+"""Reading a cluster through its GCS. The only module that touches Ray internals.
+
+Used when a cluster has no dashboard (``--include-dashboard=false``), when its
+dashboard died, and to verify addresses no process on this machine explains.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from .address import probe_host, split_hostport
+from .auth import TOKEN_SOURCES, find_token
+from .errors import AuthRequired, ClusterUnreachable
+
+_token_mode_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class GcsReading:
+    session_name: str | None
+    cluster_id: str | None
+    dashboard_address: str | None  # what the dashboard wrote into the GCS; unverified
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def tcp_open(hostport: str, timeout: float) -> bool:
+    """Whether something accepts TCP connections at ``host:port``."""
+    host, port = split_hostport(hostport)
+    try:
+        with socket.create_connection((probe_host(host), port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def read_gcs(address: str, timeout: float, *, with_nodes: bool = True) -> GcsReading:
+    """Read session name, dashboard address and (optionally) nodes from a GCS.
+
+    Raises :class:`ClusterUnreachable` when nothing answers as a GCS within
+    ``timeout`` and :class:`AuthRequired` when it wants a token we lack.
+    """
+    if not tcp_open(address, min(timeout, 1.0)):
+        raise ClusterUnreachable(f"no GCS answers at {address} (connection refused or timed out)")
+    # GcsClient blocks for ~40 s where nothing answers and cannot be interrupted, so
+    # each read runs in a daemon thread of its own that the caller stops waiting for.
+    future: concurrent.futures.Future[GcsReading] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(_read(address, timeout, with_nodes))
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="castray-gcs-read", daemon=True).start()
+    try:
+        return future.result(timeout=timeout + 0.5)
+    except concurrent.futures.TimeoutError:
+        raise ClusterUnreachable(f"{address} accepts connections but no GCS answered within {timeout:g} s") from None
+
+
+def _read(address: str, timeout: float, with_nodes: bool) -> GcsReading:
+    from ray._raylet import GcsClient  # type: ignore[attr-defined]
+    from ray.exceptions import AuthenticationError, RpcError
+
+    try:
+        return _read_with(GcsClient, address, timeout, with_nodes)
+    except AuthenticationError:
+        if not _enable_token_mode():
+            raise AuthRequired(
+                f"the GCS at {address} requires a Ray auth token; none found (looked in {TOKEN_SOURCES})"
+            ) from None
+    except RpcError as exc:
+        raise ClusterUnreachable(f"no GCS answers at {address} ({_first_line(exc)})") from None
+    try:
+        return _read_with(GcsClient, address, timeout, with_nodes)
+    except AuthenticationError:
+        token = find_token()
+        source = token.source if token else "no token"
+        raise AuthRequired(f"the GCS at {address} rejected the Ray auth token from {source}") from None
+    except RpcError as exc:
+        raise ClusterUnreachable(f"no GCS answers at {address} ({_first_line(exc)})") from None
+
+
+def _read_with(client_type: Any, address: str, timeout: float, with_nodes: bool) -> GcsReading:
+    client = client_type(address=address)
+    session = client.internal_kv_get(b"session_name", namespace=b"session", timeout=timeout)
+    dashboard = client.internal_kv_get(b"dashboard", namespace=b"dashboard", timeout=timeout)
+    nodes = []
+    if with_nodes:
+        nodes = [_node_dict(info) for info in client.get_all_node_info(timeout=timeout).values()]
+    return GcsReading(
+        session_name=session.decode() if session else None,
+        cluster_id=client.cluster_id.hex() if client.cluster_id else None,
+        dashboard_address=dashboard.decode() if dashboard else None,
+        nodes=nodes,
+    )
+
+
+def _enable_token_mode() -> bool:
+    """Switch this process to token mode the way ``ray.init`` does when a token exists.
+
+    Ray's GCS client only sends a token in token mode, and the mode is per process.
+    """
+    if find_token() is None:
+        return False
+    from ray._private.authentication import authentication_token_setup as setup
+
+    with _token_mode_lock:
+        quiet = logging.getLogger(setup.__name__)
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            return bool(setup.maybe_enable_token_auth_if_token_available(warn_if_disabled=False))
+        finally:
+            quiet.setLevel(level)
+
+
+def _node_dict(info: Any) -> dict[str, Any]:
+    """A GcsNodeInfo message in the State API's shape, so one parser serves both."""
+    return {
+        "node_id": info.node_id.hex(),
+        "node_ip": info.node_manager_address,
+        "is_head_node": info.is_head_node,
+        "state": "ALIVE" if info.state == 0 else "DEAD",
+        "state_message": None,
+        "node_name": info.node_name,
+        "hostname": info.node_manager_hostname,
+        "resources_total": dict(info.resources_total),
+        "labels": dict(info.labels),
+        "start_time_ms": info.start_time_ms,
+        "end_time_ms": info.end_time_ms,
+    }
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:160]

@@ -1,0 +1,59 @@
+"""The kernel's own Ray runtime (``ray.init`` in this process), read without starting one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from .nodes import NodeRecord, node_from_state
+
+
+@dataclass(frozen=True)
+class LocalRuntime:
+    name: str  # its session name
+    gcs_address: str | None  # None for a Ray Client (ray://) connection
+    nodes: list[NodeRecord]
+
+
+def local_runtime() -> LocalRuntime | None:
+    """This process's Ray runtime, or None. Never imports or starts Ray itself."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    try:
+        gcs_address = ray.get_runtime_context().gcs_address
+    except Exception:  # a Ray Client connection has no local GCS address
+        gcs_address = None
+    name = _session_name(ray) or "local"
+    seen = dt.datetime.now(dt.UTC)
+    try:
+        raw_nodes = ray.nodes()
+    except Exception:  # the runtime went away between the two calls
+        return None
+    nodes = [node_from_state(_state_shape(raw), cluster=name, source="local", seen=seen) for raw in raw_nodes]
+    return LocalRuntime(name, gcs_address, nodes)
+
+
+def _session_name(ray: Any) -> str | None:
+    try:
+        return str(ray._private.worker.global_worker.node.session_name)
+    except Exception:
+        return None
+
+
+def _state_shape(raw: dict[str, Any]) -> dict[str, Any]:
+    """A ``ray.nodes()`` entry in the State API's shape."""
+    resources = raw.get("Resources") or {}
+    return {
+        "node_id": raw.get("NodeID"),
+        "node_ip": raw.get("NodeManagerAddress"),
+        "is_head_node": "node:__internal_head__" in resources,
+        "state": "ALIVE" if raw.get("Alive") else "DEAD",
+        "state_message": raw.get("DeathReasonMessage") or None,
+        "node_name": raw.get("NodeName"),
+        "hostname": raw.get("NodeManagerHostname"),
+        "resources_total": resources,
+        "labels": raw.get("Labels") or {},
+    }

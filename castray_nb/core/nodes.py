@@ -1,0 +1,172 @@
+"""The node model: one record shape for every reader, and the DataFrame users see."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ALIVE, DEAD, UNREACHABLE = "ALIVE", "DEAD", "UNREACHABLE"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Resources in use on one node, where the cluster reports it."""
+
+    CPU: float | None = None
+    GPU: float | None = None
+    memory_bytes: float | None = None
+    object_store_bytes: float | None = None
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """One node of one cluster, as last read. Field order is the table's column order."""
+
+    cluster: str
+    source: str  # "local" (the kernel's own Ray runtime) or "external"
+    node_id: str
+    node_ip: str
+    is_head: bool
+    state: str  # ALIVE, DEAD, or UNREACHABLE when the cluster stopped answering
+    CPU: float
+    GPU: float
+    memory_bytes: float
+    object_store_bytes: float
+    last_seen: dt.datetime
+    hostname: str | None = None
+    node_name: str | None = None
+    start_time: dt.datetime | None = None
+    end_time: dt.datetime | None = None
+    state_message: str | None = None
+    CPU_used: float | None = None
+    GPU_used: float | None = None
+    memory_used_bytes: float | None = None
+    object_store_used_bytes: float | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    dashboard_url: str | None = None
+
+    def with_usage(self, usage: Usage | None) -> NodeRecord:
+        if usage is None:
+            return self
+        return replace(
+            self,
+            CPU_used=usage.CPU,
+            GPU_used=usage.GPU,
+            memory_used_bytes=usage.memory_bytes,
+            object_store_used_bytes=usage.object_store_bytes,
+        )
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(NodeRecord))
+
+
+def _ms_to_time(value: Any) -> dt.datetime | None:
+    try:
+        ms = int(value or 0)
+    except (TypeError, ValueError):
+        return None
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC) if ms > 0 else None
+
+
+def _number(resources: Mapping[str, Any], key: str) -> float:
+    try:
+        return float(resources.get(key) or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def node_from_state(
+    raw: Mapping[str, Any],
+    *,
+    cluster: str,
+    source: str,
+    seen: dt.datetime,
+    dashboard_url: str | None = None,
+) -> NodeRecord:
+    """A record from one State API node (``/api/v0/nodes``) or the GCS equivalent."""
+    resources = raw.get("resources_total") or {}
+    labels = raw.get("labels") or {}
+    return NodeRecord(
+        cluster=cluster,
+        source=source,
+        node_id=str(raw.get("node_id") or ""),
+        node_ip=str(raw.get("node_ip") or ""),
+        is_head=bool(raw.get("is_head_node")),
+        state=DEAD if str(raw.get("state", "")).upper() == DEAD else ALIVE,
+        CPU=_number(resources, "CPU"),
+        GPU=_number(resources, "GPU"),
+        memory_bytes=_number(resources, "memory"),
+        object_store_bytes=_number(resources, "object_store_memory"),
+        last_seen=seen,
+        hostname=raw.get("hostname") or raw.get("node_manager_hostname"),
+        node_name=raw.get("node_name"),
+        start_time=_ms_to_time(raw.get("start_time_ms")),
+        end_time=_ms_to_time(raw.get("end_time_ms")),
+        state_message=raw.get("state_message") or None,
+        labels=dict(labels) if isinstance(labels, Mapping) else {},
+        dashboard_url=dashboard_url,
+    )
+
+
+def state_api_nodes(payload: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    """The node list and the server's total from a ``/api/v0/nodes`` reply.
+
+    Raises ValueError when the reply is not that shape.
+    """
+    try:
+        if payload.get("result") is False:
+            raise ValueError(str(payload.get("msg") or "the State API refused the request"))
+        body = payload["data"]["result"]
+        rows = body["result"]
+        total = int(body.get("total", len(rows)))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not a State API node list ({exc})") from None
+    if not isinstance(rows, list):
+        raise ValueError("not a State API node list")
+    return [r for r in rows if isinstance(r, dict)], total
+
+
+def usage_by_node(payload: Mapping[str, Any]) -> dict[str, Usage]:
+    """Per-node usage from a ``/api/cluster_status`` reply; empty when absent."""
+    try:
+        report = payload["data"]["clusterStatus"]["loadMetricsReport"]["usageByNode"] or {}
+    except (KeyError, TypeError):
+        return {}
+    usage = {}
+    for node_id, used in report.items():
+        if not isinstance(used, Mapping):
+            continue
+
+        def first(key: str, used: Mapping[str, Any] = used) -> float | None:
+            pair = used.get(key)
+            return float(pair[0]) if isinstance(pair, list | tuple) and pair else None
+
+        usage[str(node_id)] = Usage(
+            CPU=first("CPU"),
+            GPU=first("GPU"),
+            memory_bytes=first("memory"),
+            object_store_bytes=first("objectStoreMemory"),
+        )
+    return usage
+
+
+def mark_unreachable(rows: Iterable[NodeRecord]) -> list[NodeRecord]:
+    """Last known rows of a cluster that stopped answering."""
+    return [replace(r, state=UNREACHABLE) if r.state != DEAD else r for r in rows]
+
+
+def to_dataframe(rows: Sequence[NodeRecord]) -> pd.DataFrame:
+    """The node table: one row per node, columns in :data:`COLUMNS` order."""
+    import pandas as pd
+
+    # Plain tuples are much cheaper than dataclasses.asdict for thousands of rows.
+    data = [tuple(getattr(r, c) for c in COLUMNS) for r in rows]
+    frame = pd.DataFrame.from_records(data, columns=list(COLUMNS))
+    for column in ("last_seen", "start_time", "end_time"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame

@@ -1,0 +1,309 @@
+"""The session: attached clusters, their last rows, refresh, the merged table, events."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .address import cluster_key
+from .client import ClusterClient
+from .discovery import ClusterInfo
+from .errors import CastrayError, UnknownCluster
+from .local import local_runtime
+from .nodes import ALIVE, NodeRecord, mark_unreachable, to_dataframe
+from .settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+EVENT_KINDS = (
+    "cluster_attached",
+    "cluster_detached",
+    "cluster_unreachable",
+    "cluster_recovered",
+    "node_added",
+    "node_removed",
+    "node_state_changed",
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that changed, as subscribers see it."""
+
+    kind: str
+    cluster: str
+    node_id: str | None = None
+    detail: str = ""
+    time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """An attached cluster as of its last refresh."""
+
+    name: str
+    info: ClusterInfo
+    reachable: bool | None  # None until the first read
+    session_name: str | None
+    via: str | None
+    last_refresh: dt.datetime | None
+    last_ok: dt.datetime | None
+    read_s: float | None
+    error: str | None
+    num_nodes: int
+    alive_nodes: int
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def dashboard_url(self) -> str | None:
+        return self.info.dashboard_url
+
+
+@dataclass
+class _Attachment:
+    name: str
+    info: ClusterInfo
+    client: ClusterClient
+    rows: list[NodeRecord] = field(default_factory=list)
+    reachable: bool | None = None
+    session_name: str | None = None
+    via: str | None = None
+    last_refresh: dt.datetime | None = None
+    last_ok: dt.datetime | None = None
+    read_s: float | None = None
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    def state(self) -> ClusterState:
+        return ClusterState(
+            name=self.name,
+            info=self.info,
+            reachable=self.reachable,
+            session_name=self.session_name,
+            via=self.via,
+            last_refresh=self.last_refresh,
+            last_ok=self.last_ok,
+            read_s=self.read_s,
+            error=self.error,
+            num_nodes=len(self.rows),
+            alive_nodes=sum(r.state == ALIVE for r in self.rows),
+            warnings=self.warnings,
+        )
+
+
+class Session:
+    """Attached clusters and the kernel's own runtime, read together.
+
+    Thread-safe: refresh, attach and detach may be called from any thread.
+
+    >>> s = Session()                                   # doctest: +SKIP
+    >>> s.attach(castray_nb.core.resolve("127.0.0.1:6379"))  # doctest: +SKIP
+    >>> s.refresh(); s.nodes()                          # doctest: +SKIP
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or load_settings()
+        self._lock = threading.RLock()
+        self._refresh_lock = threading.Lock()
+        self._attached: dict[str, _Attachment] = {}
+        self._local: list[NodeRecord] = []
+        self._local_name: str | None = None
+        self._local_key: tuple[str, int] | None = None
+        self._subscribers: list[Callable[[Event], None]] = []
+
+    # --- attachments -------------------------------------------------------------
+
+    def attach(self, info: ClusterInfo, name: str | None = None, *, refresh: bool = True) -> ClusterState:
+        """Attach a verified cluster read-only. Re-attaching the same cluster is a no-op."""
+        name = (name or info.name).strip()
+        if not name or len(name) > 200 or any(not ch.isprintable() for ch in name):
+            raise CastrayError("a cluster name must be 1-200 printable characters")
+        with self._lock:
+            for existing in self._attached.values():
+                if _same_cluster(existing.info, info):
+                    return existing.state()
+            if name in self._attached:
+                raise CastrayError(f"a different cluster is already attached as {name!r}; pick another name")
+            attachment = _Attachment(name, info, ClusterClient(info.gcs_address, info.dashboard_url, self.settings))
+            self._attached[name] = attachment
+        self._emit([Event("cluster_attached", name, detail=info.gcs_address or info.dashboard_url or "")])
+        if refresh:
+            self._emit(self._read_all([attachment]))
+        return attachment.state()
+
+    def detach(self, name: str) -> None:
+        with self._lock:
+            if name not in self._attached:
+                raise UnknownCluster(f"no attached cluster is called {name!r} (attached: {self._names_text()})")
+            del self._attached[name]
+        self._emit([Event("cluster_detached", name)])
+
+    def detach_all(self) -> list[str]:
+        with self._lock:
+            names = list(self._attached)
+            self._attached.clear()
+        self._emit([Event("cluster_detached", n) for n in names])
+        return names
+
+    def clusters(self) -> list[ClusterState]:
+        with self._lock:
+            return [a.state() for a in self._attached.values()]
+
+    def cluster(self, name: str) -> ClusterState:
+        with self._lock:
+            if name not in self._attached:
+                raise UnknownCluster(f"no attached cluster is called {name!r} (attached: {self._names_text()})")
+            return self._attached[name].state()
+
+    def _names_text(self) -> str:
+        return ", ".join(self._attached) or "none"
+
+    # --- reading -----------------------------------------------------------------
+
+    def refresh(self) -> list[Event]:
+        """Read every attached cluster (concurrently) and the local runtime; return the changes."""
+        with self._lock:
+            attachments = list(self._attached.values())
+        events = self._read_local() + self._read_all(attachments)
+        self._emit(events)
+        return events
+
+    def _read_all(self, attachments: Sequence[_Attachment]) -> list[Event]:
+        if not attachments:
+            return []
+        workers = min(16, len(attachments))
+        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="castray-read") as pool:
+            futures = [pool.submit(self._read_one, a) for a in attachments]
+            return [event for f in futures for event in f.result()]
+
+    def _read_one(self, attachment: _Attachment) -> list[Event]:
+        now = dt.datetime.now(dt.UTC)
+        try:
+            reading = attachment.client.read(cluster=attachment.name)
+        except CastrayError as exc:
+            return self._apply_failure(attachment, now, str(exc))
+        except Exception as exc:  # a reader bug must not stop the other clusters
+            log.exception("reading %s failed", attachment.name)
+            return self._apply_failure(attachment, now, f"{type(exc).__name__}: {exc}")
+        with self._lock:
+            if self._attached.get(attachment.name) is not attachment:
+                return []  # detached while it was being read
+            events = _diff(attachment.name, attachment.rows, reading.nodes)
+            if attachment.reachable is False:
+                detail = "answering again"
+                if reading.session_name and reading.session_name != attachment.session_name:
+                    detail = f"answering again as a new session {reading.session_name}"
+                events.insert(0, Event("cluster_recovered", attachment.name, detail=detail))
+            attachment.rows = reading.nodes
+            attachment.reachable = True
+            attachment.session_name = reading.session_name
+            attachment.via = reading.via
+            attachment.last_refresh = attachment.last_ok = now
+            attachment.read_s = reading.elapsed_s
+            attachment.error = None
+            attachment.warnings = reading.warnings
+        return events
+
+    def _apply_failure(self, attachment: _Attachment, now: dt.datetime, error: str) -> list[Event]:
+        with self._lock:
+            if self._attached.get(attachment.name) is not attachment:
+                return []
+            was = attachment.reachable
+            attachment.reachable = False
+            attachment.rows = mark_unreachable(attachment.rows)
+            attachment.last_refresh = now
+            attachment.error = error
+            attachment.read_s = None
+        return [Event("cluster_unreachable", attachment.name, detail=error)] if was is not False else []
+
+    def _read_local(self) -> list[Event]:
+        runtime = local_runtime()
+        rows = runtime.nodes if runtime else []
+        with self._lock:
+            previous, previous_name = self._local, self._local_name
+            self._local = rows
+            self._local_name = runtime.name if runtime else None
+            self._local_key = cluster_key(runtime.gcs_address) if runtime and runtime.gcs_address else None
+        if runtime is None and previous:
+            return [
+                Event("node_removed", previous_name or "local", r.node_id, "local runtime shut down") for r in previous
+            ]
+        return _diff(runtime.name, previous, rows) if runtime else []
+
+    def rows(self, *, source: str | None = None, alive_only: bool = False) -> list[NodeRecord]:
+        """Every node as of the last refresh: local rows first, each cluster once."""
+        with self._lock:
+            rows = list(self._local)
+            for attachment in self._attached.values():
+                if (
+                    self._local_key
+                    and attachment.info.gcs_address
+                    and cluster_key(attachment.info.gcs_address) == self._local_key
+                ):
+                    continue  # the kernel's own cluster is already there as "local"
+                rows.extend(attachment.rows)
+        if source:
+            rows = [r for r in rows if r.source == source]
+        if alive_only:
+            rows = [r for r in rows if r.state == ALIVE]
+        return rows
+
+    def _is_local(self, info: ClusterInfo) -> bool:
+        return bool(self._local_key and info.gcs_address and cluster_key(info.gcs_address) == self._local_key)
+
+    def nodes(self, *, source: str | None = None, alive_only: bool = False) -> pd.DataFrame:
+        """The merged node table as a pandas DataFrame (see :data:`~castray_nb.core.nodes.COLUMNS`)."""
+        return to_dataframe(self.rows(source=source, alive_only=alive_only))
+
+    # --- events ------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` for every change; returns a function that unsubscribes."""
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _emit(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            for event in events:
+                try:
+                    callback(event)
+                except Exception:  # one broken subscriber must not starve the rest
+                    log.exception("castray event subscriber failed")
+
+
+def _same_cluster(a: ClusterInfo, b: ClusterInfo) -> bool:
+    if a.gcs_address and b.gcs_address:
+        return cluster_key(a.gcs_address) == cluster_key(b.gcs_address)
+    return bool(a.dashboard_url) and a.dashboard_url == b.dashboard_url
+
+
+def _diff(cluster: str, before: Sequence[NodeRecord], after: Sequence[NodeRecord]) -> list[Event]:
+    old = {r.node_id: r for r in before}
+    new = {r.node_id: r for r in after}
+    events = [Event("node_added", cluster, n, new[n].state) for n in new.keys() - old.keys()]
+    events += [Event("node_removed", cluster, n) for n in old.keys() - new.keys()]
+    for node_id in new.keys() & old.keys():
+        if old[node_id].state != new[node_id].state:
+            events.append(
+                Event("node_state_changed", cluster, node_id, f"{old[node_id].state} -> {new[node_id].state}")
+            )
+    return events

@@ -1,0 +1,103 @@
+"""All settings in one place: defaults, an optional JSON file, CASTRAY_* variables.
+
+Precedence: explicit arguments > environment > config file > defaults.
+
+========================  ==========================  =========================================
+key (config file)         environment variable        meaning
+========================  ==========================  =========================================
+``probe_timeout``         CASTRAY_PROBE_TIMEOUT        seconds for one discovery probe (TCP/HTTP)
+``http_timeout``          CASTRAY_HTTP_TIMEOUT         seconds for one dashboard request
+``gcs_timeout``           CASTRAY_GCS_TIMEOUT          seconds for one GCS read (no dashboard)
+``refresh_interval``      CASTRAY_REFRESH_INTERVAL     seconds between live refreshes
+``temp_dirs``             CASTRAY_TEMP_DIRS            extra Ray temp dirs (os.pathsep-separated)
+``attach``                CASTRAY_ATTACH               addresses to attach on start (comma-separated)
+``sources``               CASTRAY_SOURCES              discovery sources to use (comma-separated)
+``node_limit``            CASTRAY_NODE_LIMIT           most nodes asked of one cluster per read
+========================  ==========================  =========================================
+
+The file is ``$CASTRAY_CONFIG`` or ``~/.config/castray_nb/config.json``; unknown keys
+are an error, so a misspelt key never goes unnoticed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Settings:
+    probe_timeout: float = 0.5
+    http_timeout: float = 3.0
+    gcs_timeout: float = 5.0
+    refresh_interval: float = 2.0
+    temp_dirs: tuple[str, ...] = ()
+    attach: tuple[str, ...] = ()
+    sources: tuple[str, ...] | None = None
+    node_limit: int = 10_000
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+_FLOATS = ("probe_timeout", "http_timeout", "gcs_timeout", "refresh_interval")
+_LISTS = {"temp_dirs": os.pathsep, "attach": ",", "sources": ","}
+_ENV = {name: "CASTRAY_" + name.upper() for name in (*_FLOATS, *_LISTS, "node_limit")}
+
+
+def config_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("CASTRAY_CONFIG"):
+        return Path(env["CASTRAY_CONFIG"]).expanduser()
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "castray_nb" / "config.json"
+
+
+def load_settings(env: Mapping[str, str] | None = None, path: Path | None = None) -> Settings:
+    """Read the config file (if any) and the environment into a :class:`Settings`."""
+    env = os.environ if env is None else env
+    path = path or config_path(env)
+    values: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read settings file {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"settings file {path} must hold a JSON object")
+        unknown = sorted(set(data) - set(_ENV))
+        if unknown:
+            raise ConfigError(f"unknown key(s) {', '.join(unknown)} in {path}; known: {', '.join(_ENV)}")
+        for key, raw in data.items():
+            values[key] = _coerce(key, raw, f"{path}: {key}")
+    for key, var in _ENV.items():
+        if env.get(var, "").strip():
+            values[key] = _coerce(key, env[var], var)
+    return Settings(**values)
+
+
+def _coerce(key: str, raw: Any, where: str) -> Any:
+    try:
+        if key in _FLOATS:
+            value = float(raw)
+            if not 0 < value <= 3600:
+                raise ValueError("must be between 0 and 3600 seconds")
+            return value
+        if key == "node_limit":
+            number = int(raw)
+            if number < 1:
+                raise ValueError("must be at least 1")
+            return number
+        items = raw.split(_LISTS[key]) if isinstance(raw, str) else raw
+        if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+            raise ValueError("must be a list of strings")
+        return tuple(i.strip() for i in items if i.strip())
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad value for {where}: {exc}") from None

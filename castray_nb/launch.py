@@ -1,0 +1,269 @@
+"""Throwaway Ray clusters as separate processes: for the demo, the tests and the notebook.
+
+Each node is one ``ray start --block`` process in its own process group. Stopping sends
+SIGTERM to that process (it drains and stops what it started) and, if anything is
+left after the grace period, SIGKILL to its group. Never ``ray stop``: that would kill
+every Ray process on the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .core.errors import CastrayError
+
+_RAY_START_TIMEOUT = 120.0
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports that nothing listens on right now (the OS picks them)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _free_range(width: int) -> int:
+    """The first port of ``width`` consecutive ports that are free right now."""
+    for _ in range(200):
+        (base,) = free_ports(1)
+        if base + width >= 65000:
+            continue
+        if all(_port_free(p) for p in range(base, base + width, max(1, width // 8))):
+            return base
+    raise CastrayError("no free port range found for Ray workers")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("", port))
+        except OSError:
+            return False
+    return True
+
+
+def _ray_executable() -> str:
+    candidate = Path(sys.executable).with_name("ray")
+    return str(candidate) if candidate.exists() else (shutil.which("ray") or "ray")
+
+
+class LocalNode:
+    """One ``ray start --block`` process: a head, or a worker joined to a head."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.args = args
+        self.log_path = log_path
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                args,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group: we stop exactly it
+            )
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, grace: float = 30.0) -> None:
+        """SIGTERM to the ``ray start`` process, then SIGKILL to its group if needed."""
+        pgid = self.process.pid
+        if self.running:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+        try:  # children it could not stop in time, and nothing else
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.running:
+            self.process.wait(5)
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class LocalCluster:
+    """A head node (and optional workers) on this machine, with ports of its own.
+
+    >>> with LocalCluster() as cluster:            # doctest: +SKIP
+    ...     print(cluster.gcs_address, cluster.dashboard_url)
+
+    ``home`` gives the cluster a HOME of its own (so a token in the real home does
+    not apply); ``token`` turns on token auth (``RAY_AUTH_MODE=token``) with that token.
+    """
+
+    def __init__(
+        self,
+        *,
+        dashboard: bool = True,
+        num_cpus: int = 1,
+        temp_dir: str | None = None,
+        home: str | None = None,
+        token: str | None = None,
+        dashboard_port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="castray-cluster-"))
+        self.temp_dir = temp_dir or str(self.root / "ray")
+        self.home = home
+        self.token = token
+        self.dashboard = dashboard
+        self.num_cpus = num_cpus
+        self.extra_env = dict(env or {})
+        self.gcs_port, picked_dashboard_port, self.client_port = free_ports(3)
+        self.dashboard_port = dashboard_port or picked_dashboard_port
+        self.host_ip = _host_ip()
+        self.head: LocalNode | None = None
+        self.workers: list[LocalNode] = []
+
+    @property
+    def gcs_address(self) -> str:
+        return f"{self.host_ip}:{self.gcs_port}"
+
+    @property
+    def dashboard_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.dashboard_port}" if self.dashboard else None
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("RAY_ADDRESS", None)
+        if self.home:
+            env["HOME"] = self.home
+        if self.token:
+            env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=self.token)
+        env.update(self.extra_env)
+        return env
+
+    def _node_args(self) -> list[str]:
+        base = _free_range(64)
+        agent, agent_grpc, metrics, runtime_env = free_ports(4)
+        return [
+            "--block",
+            "--num-cpus",
+            str(self.num_cpus),
+            "--min-worker-port",
+            str(base),
+            "--max-worker-port",
+            str(base + 63),
+            "--dashboard-agent-listen-port",
+            str(agent),
+            "--dashboard-agent-grpc-port",
+            str(agent_grpc),
+            "--metrics-export-port",
+            str(metrics),
+            "--runtime-env-agent-port",
+            str(runtime_env),
+            "--disable-usage-stats",
+        ]
+
+    def start(self, timeout: float = _RAY_START_TIMEOUT) -> LocalCluster:
+        """Start the head and wait until it lists itself as an ALIVE node."""
+        args = [
+            _ray_executable(),
+            "start",
+            "--head",
+            "--temp-dir",
+            self.temp_dir,
+            "--port",
+            str(self.gcs_port),
+            "--ray-client-server-port",
+            str(self.client_port),
+            *self._node_args(),
+        ]
+        if self.dashboard:
+            args += ["--dashboard-port", str(self.dashboard_port), "--dashboard-host", "127.0.0.1"]
+        else:
+            args += ["--include-dashboard=false", "--dashboard-port", str(self.dashboard_port)]
+        self.head = LocalNode(args, self.environment(), self.root / "head.log")
+        try:
+            self.wait_for_nodes(1, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def add_worker(self, timeout: float = _RAY_START_TIMEOUT) -> LocalNode:
+        """Join one more node (a separate ``ray start`` process) and wait until it is ALIVE."""
+        before = self.alive_nodes()
+        args = [_ray_executable(), "start", "--address", self.gcs_address, *self._node_args()]
+        worker = LocalNode(args, self.environment(), self.root / f"worker{len(self.workers)}.log")
+        self.workers.append(worker)
+        try:
+            self.wait_for_nodes(before + 1, timeout, node=worker)
+        except BaseException:
+            worker.stop()
+            raise
+        return worker
+
+    def alive_nodes(self) -> int:
+        from .core.client import ClusterClient
+        from .core.errors import CastrayError as _Error
+        from .core.settings import Settings
+
+        client = ClusterClient(self.gcs_address, self.dashboard_url, Settings(http_timeout=2.0, gcs_timeout=3.0))
+        try:
+            return sum(n.state == "ALIVE" for n in client.read(cluster="launch").nodes)
+        except _Error:
+            return 0
+
+    def wait_for_nodes(self, count: int, timeout: float, node: LocalNode | None = None) -> None:
+        node = node or self.head
+        assert node is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not node.running:
+                raise CastrayError(f"ray start exited with code {node.process.returncode}:\n{node.log_tail()}")
+            if self.alive_nodes() >= count:
+                return
+            time.sleep(0.5)
+        raise CastrayError(f"the cluster did not list {count} ALIVE node(s) within {timeout:g} s")
+
+    def stop(self) -> None:
+        """Stop every node this object started (workers first) and remove its files."""
+        for worker in self.workers:
+            worker.stop()
+        if self.head is not None:
+            self.head.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> LocalCluster:
+        return self.start() if self.head is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _host_ip() -> str:
+    """The address Ray binds to on this machine (its outward interface)."""
+    import psutil
+
+    for name, addresses in psutil.net_if_addrs().items():
+        if name == "lo":
+            continue
+        for entry in addresses:
+            if entry.family == socket.AF_INET and not entry.address.startswith("127."):
+                return entry.address
+    return "127.0.0.1"
