@@ -8,6 +8,7 @@ every Ray process on the machine.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -21,6 +22,14 @@ from pathlib import Path
 from .core.errors import CastrayError
 
 _RAY_START_TIMEOUT = 120.0
+_running: set[LocalNode] = set()
+
+
+@atexit.register
+def stop_all() -> None:
+    """Stop every node this process started and has not stopped (a safety net)."""
+    for node in list(_running):
+        node.stop(grace=10)
 
 
 def free_ports(count: int) -> list[int]:
@@ -77,6 +86,7 @@ class LocalNode:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # its own process group: we stop exactly it
             )
+        _running.add(self)
 
     @property
     def running(self) -> bool:
@@ -97,6 +107,7 @@ class LocalNode:
             pass
         if self.running:
             self.process.wait(5)
+        _running.discard(self)
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -112,7 +123,8 @@ class LocalCluster:
     ...     print(cluster.gcs_address, cluster.dashboard_url)
 
     ``home`` gives the cluster a HOME of its own (so a token in the real home does
-    not apply); ``token`` turns on token auth (``RAY_AUTH_MODE=token``) with that token.
+    not apply); ``token`` turns on token auth (``RAY_AUTH_MODE=token``) with that token;
+    ``dashboard_port=0`` lets Ray pick (8265, moving up when taken).
     """
 
     def __init__(
@@ -124,6 +136,7 @@ class LocalCluster:
         home: str | None = None,
         token: str | None = None,
         dashboard_port: int | None = None,
+        gcs_port: int | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="castray-cluster-"))
@@ -133,8 +146,9 @@ class LocalCluster:
         self.dashboard = dashboard
         self.num_cpus = num_cpus
         self.extra_env = dict(env or {})
-        self.gcs_port, picked_dashboard_port, self.client_port = free_ports(3)
-        self.dashboard_port = dashboard_port or picked_dashboard_port
+        picked_gcs_port, picked_dashboard_port, self.client_port = free_ports(3)
+        self.gcs_port = gcs_port or picked_gcs_port
+        self.dashboard_port = picked_dashboard_port if dashboard_port is None else dashboard_port
         self.host_ip = _host_ip()
         self.head: LocalNode | None = None
         self.workers: list[LocalNode] = []
@@ -145,7 +159,8 @@ class LocalCluster:
 
     @property
     def dashboard_url(self) -> str | None:
-        return f"http://127.0.0.1:{self.dashboard_port}" if self.dashboard else None
+        """Where the dashboard was asked to listen (None when Ray picks the port)."""
+        return f"http://127.0.0.1:{self.dashboard_port}" if self.dashboard and self.dashboard_port else None
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -181,6 +196,10 @@ class LocalCluster:
 
     def start(self, timeout: float = _RAY_START_TIMEOUT) -> LocalCluster:
         """Start the head and wait until it lists itself as an ALIVE node."""
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> LocalCluster:
+        """Start the head's process and return at once (see :meth:`wait_ready`)."""
         args = [
             _ray_executable(),
             "start",
@@ -193,11 +212,17 @@ class LocalCluster:
             str(self.client_port),
             *self._node_args(),
         ]
+        if not self.dashboard:
+            args += ["--include-dashboard=false"]
+        if self.dashboard_port:
+            args += ["--dashboard-port", str(self.dashboard_port)]
         if self.dashboard:
-            args += ["--dashboard-port", str(self.dashboard_port), "--dashboard-host", "127.0.0.1"]
-        else:
-            args += ["--include-dashboard=false", "--dashboard-port", str(self.dashboard_port)]
+            args += ["--dashboard-host", "127.0.0.1"]
         self.head = LocalNode(args, self.environment(), self.root / "head.log")
+        return self
+
+    def wait_ready(self, timeout: float = _RAY_START_TIMEOUT) -> LocalCluster:
+        """Wait until the head lists itself as an ALIVE node; stop it if it never does."""
         try:
             self.wait_for_nodes(1, timeout)
         except BaseException:

@@ -104,6 +104,8 @@ def _split_hostport(original: str, text: str) -> tuple[str, int]:
         host, sep, rest = text[1:].partition("]")
         if not sep or not rest.startswith(":"):
             raise InvalidAddress(original, "IPv6 addresses are written [addr]:port")
+        if ":" not in host:
+            raise InvalidAddress(original, "not a valid host name: brackets hold IPv6 addresses only")
         port_text = rest[1:]
     else:
         if text.count(":") > 1:

@@ -148,6 +148,7 @@ def _verify_or_raise(group: list[Candidate], settings: Settings) -> ClusterInfo 
     session = _first(group, "session_name")
     seen_running = any(c.gcs_pid for c in group)
     gcs_reading = None
+    gcs_auth = False
     if isinstance(gcs, str):
         host, _ = split_hostport(gcs)
         if not is_this_machine(host):
@@ -156,9 +157,13 @@ def _verify_or_raise(group: list[Candidate], settings: Settings) -> ClusterInfo 
             return f"stale: nothing listens at {gcs}"
         if not seen_running:
             # No process here explains this address: ask it whether it is a GCS.
-            gcs_reading = read_gcs(gcs, max(2.0, settings.probe_timeout * 4), with_nodes=False)
-            session = session or gcs_reading.session_name
+            try:
+                gcs_reading = read_gcs(gcs, max(2.0, settings.probe_timeout * 4), with_nodes=False)
+                session = session or gcs_reading.session_name
+            except AuthRequired:
+                gcs_auth = True  # only a GCS refuses a missing token; it is alive
     dashboard, version, auth_required = _find_dashboard(group, gcs_reading, session, settings)
+    auth_required = auth_required or gcs_auth
     session = session or (version or {}).get("session_name")
     if not session and not gcs:
         return "no Ray dashboard answered there"
@@ -263,12 +268,12 @@ def _count_nodes(
 
 
 def _add_hints(clusters: list[ClusterInfo], hints: Sequence[Candidate]) -> list[ClusterInfo]:
-    """Fill in session folders that session-folder hints know for live clusters."""
+    """Session folders of live clusters: they fill in the folder if it was unknown."""
     by_name = {h.session_name: h for h in hints}
     out = []
     for info in clusters:
         hint = by_name.get(info.name)
-        if hint and (not info.session_dir or not info.temp_dir):
+        if hint:
             info = _replace(
                 info,
                 session_dir=info.session_dir or hint.session_dir,

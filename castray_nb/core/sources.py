@@ -131,6 +131,25 @@ def _ray_version_of(executable: str) -> str | None:
     return None
 
 
+def _head_address(head: _Seen, gcs_of_session: dict[str, str]) -> str | None:
+    """The GCS address of a gcs_server process. ``ray.init()`` starts it with port 0
+    (the OS picks), so then its raylet, its dashboard or its one listening socket says."""
+    port = int(head.flags["gcs_server_port"])
+    if port:
+        return join_hostport(head.flags["node_ip_address"], port)
+    known = gcs_of_session.get(head.flags.get("session_name", ""))
+    if known:
+        return known
+    import psutil
+
+    try:
+        assert head.pid is not None
+        listening = {c.laddr.port for c in psutil.Process(head.pid).net_connections("tcp") if c.status == "LISTEN"}
+    except (psutil.Error, OSError, AssertionError):
+        return None
+    return join_hostport(head.flags["node_ip_address"], listening.pop()) if len(listening) == 1 else None
+
+
 @register_source("processes")
 def process_table(ctx: SourceContext) -> Iterator[Candidate]:
     """Live clusters from the command lines of gcs_server, raylet and dashboard processes.
@@ -140,9 +159,10 @@ def process_table(ctx: SourceContext) -> Iterator[Candidate]:
     """
     import psutil
 
-    heads: dict[str, _Seen] = {}
-    dashboards: dict[str, _Seen] = {}
-    raylets: dict[str, list[str]] = {}
+    heads: list[_Seen] = []
+    dashboards: dict[str, _Seen] = {}  # by GCS address and by session dir
+    raylets: dict[str, list[str]] = {}  # node ids by GCS address
+    gcs_of_session: dict[str, str] = {}  # what raylets and dashboards say the GCS is
     for proc in psutil.process_iter(["name"]):
         name = proc.info["name"] or ""
         if name not in _RAY_PROCESS_NAMES and not name.startswith("python"):
@@ -154,18 +174,28 @@ def process_table(ctx: SourceContext) -> Iterator[Candidate]:
         if name == "gcs_server":
             flags = _flags(cmdline[1:])
             if flags.get("gcs_server_port", "").isdigit() and flags.get("node_ip_address"):
-                address = join_hostport(flags["node_ip_address"], int(flags["gcs_server_port"]))
-                heads[address] = _Seen(flags, proc.pid, cmdline[0])
+                heads.append(_Seen(flags, proc.pid, cmdline[0]))
         elif name == "raylet":
             flags = _flags(cmdline[1:])
             if flags.get("gcs_address"):
                 raylets.setdefault(flags["gcs_address"], []).append(flags.get("node_id", ""))
+                if flags.get("session_name"):
+                    gcs_of_session[flags["session_name"]] = flags["gcs_address"]
         elif len(cmdline) > 1 and cmdline[1].endswith(os.path.join("dashboard", "dashboard.py")):
             flags = _flags(cmdline[2:])
             if flags.get("gcs_address"):
-                dashboards[flags["gcs_address"]] = _Seen(flags, proc.pid)
-    for address, head in heads.items():
-        dash = dashboards.get(address, _Seen({}, None))
+                seen = _Seen(flags, proc.pid)
+                dashboards[flags["gcs_address"]] = seen
+                if flags.get("session_dir"):
+                    dashboards[flags["session_dir"]] = seen
+                    gcs_of_session[os.path.basename(flags["session_dir"])] = flags["gcs_address"]
+    addresses = []
+    for head in heads:
+        address = _head_address(head, gcs_of_session)
+        if address is None:
+            continue
+        addresses.append(address)
+        dash = dashboards.get(address) or dashboards.get(head.flags.get("session_dir", "")) or _Seen({}, None)
         port = dash.flags.get("port", "")
         yield Candidate(
             source="processes",
@@ -182,7 +212,7 @@ def process_table(ctx: SourceContext) -> Iterator[Candidate]:
             local_node_ids=tuple(raylets.get(address, ())),
         )
     for address, node_ids in raylets.items():
-        if address not in heads:  # a node here of a cluster whose head is elsewhere
+        if address not in addresses:  # a node here of a cluster whose head is elsewhere
             yield Candidate(source="processes", gcs_address=address, local_node_ids=tuple(node_ids))
 
 

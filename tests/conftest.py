@@ -1,0 +1,86 @@
+"""Shared fixtures: real Ray clusters, started once per test session, always stopped.
+
+Every test (and every cluster it starts) runs with a HOME of its own, so no token
+in the real home changes what a test sees, and nothing a test does leaks out.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+HOME = tempfile.mkdtemp(prefix="castray-test-home-")
+os.environ["HOME"] = HOME
+os.environ["XDG_CONFIG_HOME"] = os.path.join(HOME, ".config")
+for _var in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE", "RAY_ADDRESS", "CASTRAY_CONFIG"):
+    os.environ.pop(_var, None)
+for _var in [v for v in os.environ if v.startswith("CASTRAY_") and v != "CASTRAY_TEST_ISOLATED"]:
+    os.environ.pop(_var)
+os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+
+from castray_nb.core.settings import Settings  # noqa: E402
+from castray_nb.launch import LocalCluster, free_ports, stop_all  # noqa: E402
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    stop_all()  # whatever a failing test left running
+    shutil.rmtree(HOME, ignore_errors=True)
+
+
+@dataclass
+class Clusters:
+    head: LocalCluster  # custom temp dir, unusual dashboard port
+    headless: LocalCluster  # --include-dashboard=false
+
+
+@pytest.fixture(scope="session")
+def clusters() -> Iterator[Clusters]:
+    """Two live heads, started at once and shared by every test that needs one."""
+    custom_temp = tempfile.mkdtemp(prefix="castray-custom-temp-")
+    (odd_port,) = free_ports(1)
+    head = LocalCluster(temp_dir=os.path.join(custom_temp, "raytmp"), dashboard_port=odd_port, home=HOME)
+    headless = LocalCluster(dashboard=False, home=HOME)
+    launched: list[LocalCluster] = []
+    try:
+        for cluster in (head, headless):
+            launched.append(cluster.launch())
+        for cluster in launched:
+            cluster.wait_ready()
+        yield Clusters(head, headless)
+    finally:
+        for cluster in launched:
+            cluster.stop()
+        shutil.rmtree(custom_temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def head(clusters: Clusters) -> LocalCluster:
+    return clusters.head
+
+
+@pytest.fixture(scope="session")
+def headless(clusters: Clusters) -> LocalCluster:
+    return clusters.headless
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(probe_timeout=0.5, http_timeout=3.0, gcs_timeout=5.0)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.5) -> object:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(interval)

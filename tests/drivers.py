@@ -1,0 +1,73 @@
+"""Another process's ``ray.init()``: the "other notebook" that owns a cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_SCRIPT = r"""
+import json, signal, sys, time, ray
+ray.init(address="local", num_cpus=1, include_dashboard=True, dashboard_host="127.0.0.1",
+         logging_level="ERROR", log_to_driver=False)
+ctx = ray.get_runtime_context()
+print(json.dumps({"gcs_address": ctx.gcs_address,
+                  "dashboard_url": ray._private.worker.get_dashboard_url()}), flush=True)
+def bye(*_):
+    ray.shutdown()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, bye)
+while True:
+    time.sleep(1)
+"""
+
+
+class OtherDriver:
+    """A separate Python process that called ``ray.init()`` (it starts its own cluster).
+
+    It gets a HOME of its own: Ray 2.60 turns token auth on and writes
+    ``$HOME/.ray/auth_token`` for a local ``ray.init()``.
+    """
+
+    def __init__(self) -> None:
+        self.home = tempfile.mkdtemp(prefix="castray-driver-home-")
+        env = {**os.environ, "HOME": self.home, "RAY_TMPDIR": self.home}
+        env.pop("RAY_ADDRESS", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _SCRIPT],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            self.stop()
+            raise RuntimeError("the other driver's ray.init() failed")
+        info = json.loads(line)
+        self.gcs_address: str = info["gcs_address"]
+        self.dashboard_url: str = "http://" + info["dashboard_url"]
+
+    @property
+    def token_path(self) -> Path:
+        return Path(self.home) / ".ray" / "auth_token"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        time.sleep(0.2)
