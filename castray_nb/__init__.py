@@ -13,6 +13,7 @@ functions below load what they need on first use.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from .core.errors import (
@@ -25,6 +26,10 @@ from .core.errors import (
 )
 
 __version__ = "0.1.0"
+
+# A library stays quiet unless the application configures logging; in a notebook, a log
+# line from a background refresh would otherwise land in whatever cell runs next.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _WHERE = {
     "clusters": "castray_nb.api",

@@ -231,17 +231,27 @@ class LocalCluster:
         return self
 
     def add_worker(self, timeout: float = _RAY_START_TIMEOUT) -> LocalNode:
-        """Join one more node (a separate ``ray start`` process) and wait until it is ALIVE."""
+        """Join one more node (a separate ``ray start`` process) and wait until it is ALIVE.
+
+        Ports are picked free but may be taken before Ray binds them; when ``ray start``
+        itself fails, it is tried once more with new ports.
+        """
         before = self.alive_nodes()
-        args = [_ray_executable(), "start", "--address", self.gcs_address, *self._node_args()]
-        worker = LocalNode(args, self.environment(), self.root / f"worker{len(self.workers)}.log")
-        self.workers.append(worker)
-        try:
-            self.wait_for_nodes(before + 1, timeout, node=worker)
-        except BaseException:
-            worker.stop()
-            raise
-        return worker
+        for attempt in (1, 2):
+            args = [_ray_executable(), "start", "--address", self.gcs_address, *self._node_args()]
+            worker = LocalNode(args, self.environment(), self.root / f"worker{len(self.workers)}-{attempt}.log")
+            self.workers.append(worker)
+            try:
+                self.wait_for_nodes(before + 1, timeout, node=worker)
+                return worker
+            except CastrayError:
+                worker.stop()
+                if worker.process.returncode in (None, 0, -signal.SIGTERM, -signal.SIGKILL) or attempt == 2:
+                    raise
+            except BaseException:
+                worker.stop()
+                raise
+        raise AssertionError("unreachable")
 
     def alive_nodes(self) -> int:
         from .core.client import ClusterClient

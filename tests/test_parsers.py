@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -67,11 +68,13 @@ def test_dataframe_has_the_contract_columns_in_order() -> None:
     assert frame["is_head"].sum() == 1
 
 
-def test_unreachable_keeps_dead_rows_dead() -> None:
+def test_unreachable_keeps_dead_workers_dead_and_marks_the_head() -> None:
     rows, _ = records()
     marked = mark_unreachable(rows)
     assert [r.state for r in marked if r.is_head] == [UNREACHABLE]
     assert [r.state for r in marked if not r.is_head] == [DEAD]
+    drained_head = [dataclasses.replace(r, state=DEAD) for r in rows if r.is_head]
+    assert [r.state for r in mark_unreachable(drained_head)] == [UNREACHABLE]
 
 
 @pytest.mark.parametrize(

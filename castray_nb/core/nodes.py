@@ -156,8 +156,13 @@ def usage_by_node(payload: Mapping[str, Any]) -> dict[str, Usage]:
 
 
 def mark_unreachable(rows: Iterable[NodeRecord]) -> list[NodeRecord]:
-    """Last known rows of a cluster that stopped answering."""
-    return [replace(r, state=UNREACHABLE) if r.state != DEAD else r for r in rows]
+    """Last known rows of a cluster that stopped answering.
+
+    Workers that died before stay DEAD (that is history worth keeping); every other row,
+    the head included (a head drained by SIGTERM reports itself DEAD as it goes), becomes
+    UNREACHABLE: the cluster as a whole no longer answers.
+    """
+    return [replace(r, state=UNREACHABLE) if r.state != DEAD or r.is_head else r for r in rows]
 
 
 def to_dataframe(rows: Sequence[NodeRecord]) -> pd.DataFrame:

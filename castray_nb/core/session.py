@@ -118,6 +118,9 @@ class Session:
         self._local_name: str | None = None
         self._local_key: tuple[str, int] | None = None
         self._subscribers: list[Callable[[Event], None]] = []
+        self._watches: list[Watch] = []
+        self._watch_wakeup = threading.Event()
+        self._watch_thread: threading.Thread | None = None
 
     # --- attachments -------------------------------------------------------------
 
@@ -263,6 +266,53 @@ class Session:
         """The merged node table as a pandas DataFrame (see :data:`~castray_nb.core.nodes.COLUMNS`)."""
         return to_dataframe(self.rows(source=source, alive_only=alive_only))
 
+    # --- live refresh ------------------------------------------------------------
+
+    def watch(self, interval: float | None = None, on_refresh: Callable[[list[Event]], None] | None = None) -> Watch:
+        """Refresh in the background every ``interval`` seconds until the returned
+        :class:`Watch` is stopped. All watches of a session share one thread, which runs
+        at the shortest interval asked for and ends with the last watch."""
+        watch = Watch(self, max(0.2, interval or self.settings.refresh_interval), on_refresh)
+        with self._lock:
+            self._watches.append(watch)
+            if self._watch_thread is None or not self._watch_thread.is_alive():
+                self._watch_thread = threading.Thread(target=self._watch_loop, name="castray-refresh", daemon=True)
+                self._watch_thread.start()
+        self._watch_wakeup.set()
+        return watch
+
+    def _unwatch(self, watch: Watch) -> None:
+        with self._lock:
+            if watch in self._watches:
+                self._watches.remove(watch)
+        self._watch_wakeup.set()
+
+    def _watch_loop(self) -> None:
+        while True:
+            with self._lock:
+                watches = list(self._watches)
+                if not watches:
+                    self._watch_thread = None
+                    return
+            try:
+                events = self.refresh()
+            except Exception:  # never let the loop die on a bug; the next round tries again
+                log.exception("castray background refresh failed")
+                events = []
+            for watch in watches:
+                if watch.on_refresh is not None and watch.active:
+                    try:
+                        watch.on_refresh(events)
+                    except Exception:
+                        log.exception("castray refresh listener failed")
+            self._watch_wakeup.clear()
+            self._watch_wakeup.wait(min(w.interval for w in watches))
+
+    @property
+    def watching(self) -> bool:
+        with self._lock:
+            return bool(self._watches)
+
     # --- events ------------------------------------------------------------------
 
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
@@ -288,6 +338,20 @@ class Session:
                     callback(event)
                 except Exception:  # one broken subscriber must not starve the rest
                     log.exception("castray event subscriber failed")
+
+
+class Watch:
+    """A running background refresh; :meth:`stop` ends it (and the thread, if it was the last)."""
+
+    def __init__(self, session: Session, interval: float, on_refresh: Callable[[list[Event]], None] | None) -> None:
+        self.session = session
+        self.interval = interval
+        self.on_refresh = on_refresh
+        self.active = True
+
+    def stop(self) -> None:
+        self.active = False
+        self.session._unwatch(self)
 
 
 def _same_cluster(a: ClusterInfo, b: ClusterInfo) -> bool:

@@ -1,0 +1,166 @@
+"""%castray: thin IPython magics over the core. Each subcommand returns its result.
+
+    %load_ext castray_nb
+    %castray discover [--connect] [--json]
+    %castray connect ADDRESS [--name NAME] [--driver]
+    %castray disconnect NAME | --all | --driver
+    %castray clusters
+    %castray nodes [--local | --external] [--alive]
+    %castray panel [--interval SECONDS]
+    %castray status
+
+Example::
+
+    In [1]: %load_ext castray_nb
+    In [2]: %castray discover --connect
+    In [3]: df = %castray nodes --external --alive
+    In [4]: %castray panel --interval 1
+
+Mistakes (a bad address, an unreachable cluster, a missing token) give one line
+(``UsageError: ...``) and leave attached clusters as they were.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import MagicArgumentParser
+
+from . import api
+from .core.errors import CastrayError
+
+
+def build_parser() -> MagicArgumentParser:
+    parser = MagicArgumentParser(
+        prog="castray", description="Find, attach and watch Ray clusters (use as %castray COMMAND ...).", add_help=True
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=MagicArgumentParser)
+
+    discover = commands.add_parser("discover", add_help=True, help="show the live clusters on this machine")
+    discover.add_argument("--connect", action="store_true", help="attach every cluster found")
+    discover.add_argument("--json", action="store_true", help="return a list of dicts (the CLI's JSON)")
+
+    connect = commands.add_parser(
+        "connect", add_help=True, help="attach a cluster read-only (or also become its driver)"
+    )
+    connect.add_argument("address", help="host:port, http(s)://host:port, ray://host:port, a session name, auto")
+    connect.add_argument("--name", help="the name to show it under")
+    connect.add_argument("--driver", action="store_true", help="also ray.init() to it, to run work")
+
+    disconnect = commands.add_parser(
+        "disconnect", add_help=True, help="detach a cluster, or all, or end the driver connection"
+    )
+    disconnect.add_argument("name", nargs="?")
+    disconnect.add_argument("--all", action="store_true")
+    disconnect.add_argument("--driver", action="store_true", help="also ray.shutdown() the driver connection")
+
+    commands.add_parser("clusters", add_help=True, help="the attached clusters and their state")
+
+    nodes = commands.add_parser("nodes", add_help=True, help="the merged node table (a DataFrame)")
+    which = nodes.add_mutually_exclusive_group()
+    which.add_argument("--local", action="store_true", help="only the kernel's own Ray runtime")
+    which.add_argument("--external", action="store_true", help="only attached clusters")
+    nodes.add_argument("--alive", action="store_true", help="only ALIVE nodes")
+
+    panel = commands.add_parser("panel", add_help=True, help="the live panel")
+    panel.add_argument("--interval", type=float, default=None, help="seconds between refreshes")
+
+    commands.add_parser("status", add_help=True, help="driver connection, attached clusters, node counts")
+    return parser
+
+
+_PARSER = build_parser()
+
+
+@magics_class
+class CastrayMagics(Magics):
+    @line_magic
+    def castray(self, line: str) -> Any:
+        try:
+            args = _PARSER.parse_argstring(line)  # raises UsageError; never shells out or evaluates
+        except SystemExit:  # --help printed the help
+            return None
+        if args.command is None:
+            _PARSER.print_help()
+            return None
+        try:
+            return _COMMANDS[args.command](args)
+        except CastrayError as exc:
+            raise UsageError(str(exc)) from None
+
+    castray.__doc__ = (__doc__ or "") + "\n" + _PARSER.format_help()
+
+
+def _discover(args: Any) -> Any:
+    import pandas as pd
+
+    found = api.discover(connect=args.connect)
+    if args.json:
+        return [c.to_json() for c in found]
+    columns = ["name", "gcs_address", "dashboard_url", "ray_version", "num_nodes", "auth_required", "sources"]
+    return pd.DataFrame([{k: c.to_json()[k] for k in columns} for c in found], columns=columns)
+
+
+def _connect(args: Any) -> Any:
+    return api.connect(args.address, name=args.name, driver=args.driver)
+
+
+def _disconnect(args: Any) -> list[str]:
+    return api.disconnect(args.name, all=args.all, driver=args.driver)
+
+
+def _clusters(args: Any) -> Any:
+    import pandas as pd
+
+    rows = [
+        {
+            "name": c.name,
+            "reachable": c.reachable,
+            "via": c.via,
+            "nodes": c.num_nodes,
+            "alive": c.alive_nodes,
+            "last_refresh": c.last_refresh,
+            "read_ms": None if c.read_s is None else round(c.read_s * 1000, 1),
+            "dashboard_url": c.dashboard_url,
+            "gcs_address": c.info.gcs_address,
+            "error": c.error,
+        }
+        for c in api.clusters()
+    ]
+    return pd.DataFrame(rows, columns=["name", "reachable", "via", "nodes", "alive", "last_refresh", "read_ms",
+                                       "dashboard_url", "gcs_address", "error"])  # fmt: skip
+
+
+def _nodes(args: Any) -> Any:
+    source = "local" if args.local else "external" if args.external else None
+    return api.nodes(source=source, alive_only=args.alive)
+
+
+def _panel(args: Any) -> Any:
+    from .widgets import panel
+
+    if args.interval is not None and not 0.2 <= args.interval <= 3600:
+        raise CastrayError("--interval must be between 0.2 and 3600 seconds")
+    return panel(interval=args.interval)
+
+
+def _status(args: Any) -> dict[str, Any]:
+    return api.status()
+
+
+_COMMANDS = {
+    "discover": _discover,
+    "connect": _connect,
+    "disconnect": _disconnect,
+    "clusters": _clusters,
+    "nodes": _nodes,
+    "panel": _panel,
+    "status": _status,
+}
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register ``%castray``; loading twice is harmless (IPython replaces the magic)."""
+    ipython.register_magics(CastrayMagics)

@@ -1,0 +1,290 @@
+"""The live panel: an ipywidgets view of a core Session. It never talks to Ray itself.
+
+The session's background watch refreshes; the panel re-renders when a refresh lands
+(by setting widget values, so it works on ipykernel 7), and its buttons call the same
+core functions as the magics. Where widgets cannot render, the panel shows as an HTML
+or text table.
+
+>>> castray_nb.panel(interval=1)     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .core.connector import resolve
+from .core.discovery import discover
+from .core.errors import CastrayError
+from .core.nodes import ALIVE, DEAD, NodeRecord
+from .core.session import ClusterState, Event, Session
+
+HIGHLIGHT_SECONDS = 3.0
+_STATE_COLOURS = {ALIVE: "#1a7f37", DEAD: "#8c959f", "UNREACHABLE": "#cf222e"}
+_GIB = 1024**3
+
+
+class Panel:
+    """The widget plus its wiring. ``panel.widget`` is the ipywidgets box; ``close()`` ends it."""
+
+    def __init__(self, session: Session, interval: float | None = None) -> None:
+        import ipywidgets as w
+
+        self.session = session
+        self.interval = interval or session.settings.refresh_interval
+        self._changed: dict[str, float] = {}  # node_id -> highlight until (monotonic)
+        self._messages: deque[str] = deque(maxlen=6)
+        self._render_lock = threading.Lock()
+        self.closed = False
+
+        self.discover_button = w.Button(description="Discover", icon="search", tooltip="find clusters on this machine")
+        self.address = w.Text(placeholder="host:port, http://host:port, session name or auto", layout={"width": "24em"})
+        self.connect_button = w.Button(description="Connect", icon="plug", button_style="primary")
+        self.detach_choice = w.Dropdown(options=[], layout={"width": "16em"})
+        self.disconnect_button = w.Button(description="Disconnect", icon="unlink")
+        self.pause = w.ToggleButton(value=False, description="Pause", icon="pause", tooltip="pause live updates")
+        self.interval_box = w.BoundedFloatText(
+            value=self.interval, min=0.2, max=3600, step=0.5, description="every (s)", layout={"width": "11em"}
+        )
+        self.found = w.HTML()
+        self.status = w.HTML()
+        self.table = w.HTML()
+        self.messages = w.HTML()
+        toolbar = w.HBox(
+            [
+                self.discover_button,
+                self.address,
+                self.connect_button,
+                self.detach_choice,
+                self.disconnect_button,
+                self.pause,
+                self.interval_box,
+            ],
+            layout={"flex_flow": "row wrap"},
+        )
+        self.widget = w.VBox([toolbar, self.found, self.status, self.table, self.messages])
+
+        self.discover_button.on_click(lambda _: self._in_background(self._discover))
+        self.connect_button.on_click(lambda _: self._in_background(self._connect))
+        self.address.on_submit(lambda _: self._in_background(self._connect))
+        self.disconnect_button.on_click(lambda _: self._in_background(self._disconnect))
+        self.pause.observe(self._on_pause, names="value")
+        self.interval_box.observe(self._on_interval, names="value")
+
+        self._unsubscribe = session.subscribe(self._on_event)
+        self._watch = session.watch(self.interval, self._on_refresh)
+        self.render()
+
+    # --- what the buttons do (always in a thread: the kernel stays free) -------------
+
+    def _in_background(self, action: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                action()
+            except CastrayError as exc:
+                self.say(str(exc), error=True)
+            except Exception as exc:  # a bug must land here, not in some cell's output
+                self.say(f"{type(exc).__name__}: {exc}", error=True)
+            self.render()
+
+        threading.Thread(target=run, name="castray-panel-action", daemon=True).start()
+
+    def _discover(self) -> None:
+        found = discover(self.session.settings)
+        attached = {c.info.gcs_address for c in self.session.clusters()}
+        items = "".join(
+            f"<li><code>{_e(c.name)}</code> GCS <code>{_e(c.gcs_address or '-')}</code>, "
+            f"{'?' if c.num_nodes is None else c.num_nodes} node(s)"
+            f"{', token needed' if c.auth_required else ''}{' (attached)' if c.gcs_address in attached else ''}</li>"
+            for c in found
+        )
+        self.found.value = f"<b>Discovered {len(found)} live cluster(s)</b><ul style='margin:2px 0'>{items}</ul>"
+        if found and not self.address.value.strip():
+            self.address.value = next((c.gcs_address or c.name for c in found if c.gcs_address not in attached), "")
+        self.say(f"discovered {len(found)} live cluster(s)")
+
+    def _connect(self) -> None:
+        text = self.address.value.strip()
+        for info in resolve(text, self.session.settings, allow_many=True):
+            state = self.session.attach(info)
+            self.say(f"attached {state.name}")
+        self.address.value = ""
+
+    def _disconnect(self) -> None:
+        name = self.detach_choice.value
+        if not name:
+            raise CastrayError("no attached cluster to disconnect")
+        self.session.detach(name)
+        self.say(f"detached {name}")
+
+    def _on_pause(self, change: dict[str, Any]) -> None:
+        if change["new"]:
+            self._watch.stop()
+            self.pause.description, self.pause.icon = "Resume", "play"
+            self.say("live updates paused")
+        else:
+            self._watch = self.session.watch(self.interval, self._on_refresh)
+            self.pause.description, self.pause.icon = "Pause", "pause"
+            self.say("live updates resumed")
+
+    def _on_interval(self, change: dict[str, Any]) -> None:
+        self.interval = float(change["new"])
+        if not self.pause.value:
+            self._watch.stop()
+            self._watch = self.session.watch(self.interval, self._on_refresh)
+
+    # --- what the session tells us ---------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        if event.node_id and event.kind in ("node_added", "node_state_changed"):
+            self._changed[event.node_id] = time.monotonic() + HIGHLIGHT_SECONDS
+        elif event.kind in ("cluster_unreachable", "cluster_recovered"):
+            self.say(
+                f"{event.cluster}: {event.kind.split('_')[1]} {event.detail}", error=event.kind.endswith("unreachable")
+            )
+
+    def _on_refresh(self, events: list[Event]) -> None:
+        if not self.closed:
+            self.render()
+
+    def say(self, message: str, *, error: bool = False) -> None:
+        stamp = dt.datetime.now().strftime("%H:%M:%S")
+        colour = "#cf222e" if error else "#57606a"
+        self._messages.append(f"<div style='color:{colour}'>{stamp} {_e(message)}</div>")
+        self.messages.value = "".join(self._messages)
+
+    # --- drawing -----------------------------------------------------------------
+
+    def render(self) -> None:
+        if self.closed:
+            return
+        with self._render_lock:
+            now = time.monotonic()
+            self._changed = {k: v for k, v in self._changed.items() if v > now}
+            states = self.session.clusters()
+            names = [c.name for c in states]
+            if list(self.detach_choice.options) != names:
+                self.detach_choice.options = names
+            self.status.value = render_status(states, self.session.rows(source="local"))
+            self.table.value = render_table(self.session.rows(), set(self._changed))
+
+    def close(self) -> None:
+        """Stop live updates and remove the widget; the session and its clusters stay."""
+        self.closed = True
+        self._watch.stop()
+        self._unsubscribe()
+        self.widget.close()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
+        rows = self.session.rows()
+        bundle["text/html"] = render_status(self.session.clusters(), self.session.rows(source="local")) + render_table(
+            rows, set()
+        )
+        bundle["text/plain"] = render_text(rows)
+        return bundle
+
+
+def panel(interval: float | None = None, session: Session | None = None) -> Panel:
+    """A live panel over the default session (or ``session``), refreshing every ``interval`` s."""
+    from .api import session as default_session
+
+    return Panel(session or default_session(), interval)
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def render_status(states: Sequence[ClusterState], local_rows: Sequence[NodeRecord]) -> str:
+    lines = []
+    if local_rows:
+        alive = sum(r.state == ALIVE for r in local_rows)
+        lines.append(
+            f"<div><span style='color:#0969da'>&#9679;</span> <b>local runtime</b> "
+            f"<code>{_e(local_rows[0].cluster)}</code>: {len(local_rows)} node(s), {alive} alive</div>"
+        )
+    for c in states:
+        if c.reachable is None:
+            dot, how = "#8c959f", "not read yet"
+        elif c.reachable:
+            when = c.last_refresh.strftime("%H:%M:%S UTC") if c.last_refresh else "?"
+            took = f"{c.read_s * 1000:.0f} ms" if c.read_s is not None else "?"
+            dot, how = "#1a7f37", f"via {c.via}, refreshed {when} in {took}"
+        else:
+            dot, how = "#cf222e", f"unreachable: {_e(c.error or '')}"
+        link = f" &middot; <a href='{_e(c.dashboard_url)}' target='_blank'>dashboard</a>" if c.dashboard_url else ""
+        warn = f" &middot; <span style='color:#9a6700'>{_e('; '.join(c.warnings))}</span>" if c.warnings else ""
+        lines.append(
+            f"<div><span style='color:{dot}'>&#9679;</span> <b>{_e(c.name)}</b>: {c.num_nodes} node(s), "
+            f"{c.alive_nodes} alive; {how}{link}{warn}</div>"
+        )
+    if not lines:
+        lines.append("<div style='color:#57606a'>No cluster attached. Discover, or type an address and Connect.</div>")
+    return "<div class='castray-status'>" + "".join(lines) + "</div>"
+
+
+def _bar(used: float | None, total: float, scale: float = 1.0, unit: str = "") -> str:
+    if total <= 0:
+        return "<span style='color:#8c959f'>-</span>"
+    text = f"{total / scale:.1f}{unit}" if scale != 1 else f"{total:g}"
+    if used is None:
+        return text
+    share = max(0.0, min(1.0, used / total))
+    return (
+        f"<div title='{used / scale:.2f} of {total / scale:.2f}{unit} in use' style='display:flex;gap:4px;"
+        f"align-items:center'><div style='width:48px;height:7px;background:#eaeef2;border-radius:3px'>"
+        f"<div style='width:{share * 100:.0f}%;height:7px;background:#0969da;border-radius:3px'></div></div>"
+        f"{used / scale:.1f}/{text}</div>"
+    )
+
+
+def render_table(rows: Sequence[NodeRecord], highlight: set[str]) -> str:
+    """The node table as HTML: state coloured, head marked, usage bars, changed rows lit."""
+    if not rows:
+        return "<div style='color:#57606a'>No nodes.</div>"
+    counts = {s: sum(r.state == s for r in rows) for s in (ALIVE, DEAD, "UNREACHABLE")}
+    summary = (
+        f"<div><b>{len(rows)} node(s)</b> in {len({r.cluster for r in rows})} cluster(s): "
+        f"{counts[ALIVE]} alive, {counts[DEAD]} dead, {counts['UNREACHABLE']} unreachable; "
+        f"{sum(r.CPU for r in rows if r.state == ALIVE):g} CPU, "
+        f"{sum(r.GPU for r in rows if r.state == ALIVE):g} GPU alive</div>"
+    )
+    titles = ("cluster", "source", "node", "ip", "", "state", "CPU", "GPU", "memory GiB", "object store GiB")
+    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{h}</th>" for h in titles)
+    body = []
+    for r in rows:
+        lit = " style='background:#fff8c5'" if r.node_id in highlight else ""
+        colour = _STATE_COLOURS.get(r.state, "#57606a")
+        body.append(
+            f"<tr{lit} data-node-id='{_e(r.node_id)}'>"
+            f"<td style='padding:2px 8px'>{_e(r.cluster)}</td><td>{r.source}</td>"
+            f"<td><code title='{_e(r.node_id)}'>{_e(r.node_id[:12])}</code></td><td>{_e(r.node_ip)}</td>"
+            f"<td>{'&#9733; head' if r.is_head else ''}</td>"
+            f"<td><span style='color:white;background:{colour};border-radius:3px;padding:0 5px'>{r.state}</span></td>"
+            f"<td>{_bar(r.CPU_used, r.CPU)}</td><td>{_bar(r.GPU_used, r.GPU)}</td>"
+            f"<td>{_bar(r.memory_used_bytes, r.memory_bytes, _GIB)}</td>"
+            f"<td>{_bar(r.object_store_used_bytes, r.object_store_bytes, _GIB)}</td></tr>"
+        )
+    return (
+        f"<div class='castray-table'>{summary}<table style='border-collapse:collapse;font-size:12px'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def render_text(rows: Sequence[NodeRecord]) -> str:
+    """The node table as plain text, for terminals."""
+    if not rows:
+        return "castray panel: no nodes"
+    lines = [f"{'CLUSTER':<40} {'SOURCE':<8} {'NODE':<12} {'IP':<15} {'HEAD':<4} {'STATE':<11} CPU"]
+    lines += [
+        f"{r.cluster[-40:]:<40} {r.source:<8} {r.node_id[:12]:<12} {r.node_ip:<15} "
+        f"{'yes' if r.is_head else '':<4} {r.state:<11} {r.CPU:g}"
+        for r in rows
+    ]
+    return "\n".join(lines)
