@@ -60,13 +60,12 @@ class Table:
 
     def add(self, what: str, ours: float, alternative: str, theirs: float | None, target: str = "") -> None:
         ratio = f"{theirs / ours:.1f}x" if theirs else ""
-        self.rows.append(
-            (what, _fmt(ours), alternative, _fmt(theirs) if theirs else "", ratio + (f" ({target})" if target else ""))
-        )
-        print(
-            f"  {what:<48} {_fmt(ours):>10}   {alternative:<34} {(_fmt(theirs) if theirs else ''):>10}  {ratio}",
-            flush=True,
-        )
+        note = ratio + (f" ({target})" if target else "")
+        self.figure(what, _fmt(ours), alternative, _fmt(theirs) if theirs else "", note)
+
+    def figure(self, what: str, ours: str, alternative: str = "", theirs: str = "", note: str = "") -> None:
+        self.rows.append((what, ours, alternative, theirs, note))
+        print(f"  {what:<48} {ours:>10}   {alternative:<34} {theirs:>10}  {note}", flush=True)
 
     def markdown(self) -> str:
         lines = [
@@ -89,6 +88,45 @@ def machine() -> str:
     return (
         f"{platform.node()}: {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
         f"Python {platform.python_version()}, {platform.platform()}"
+    )
+
+
+def panel_figures(table: Table, settings: object, a: LocalCluster, b: LocalCluster, n: int) -> None:
+    import dataclasses
+
+    import psutil
+
+    from castray_nb.core.connector import resolve
+    from castray_nb.core.nodes import to_dataframe
+    from castray_nb.core.session import Session
+    from castray_nb.widgets import Panel, render_table
+
+    session = Session(settings)  # type: ignore[arg-type]
+    for cluster in (a, b):
+        (info,) = resolve(cluster.gcs_address, session.settings)
+        session.attach(info)
+    panel = Panel(session, interval=1.0)
+    me = psutil.Process()
+    time.sleep(2)
+    before, started = me.cpu_times(), time.perf_counter()
+    time.sleep(30)
+    after, wall = me.cpu_times(), time.perf_counter() - started
+    panel.close()
+    share = (after.user - before.user + after.system - before.system) / wall
+    table.figure(
+        "live panel, refresh every 1 s, 2 clusters",
+        f"{share * 100:.2f} %",
+        "CPU of one core over 30 s",
+        "",
+        "target <= 2 %",
+    )
+
+    row = session.rows()[0]
+    rows = [dataclasses.replace(row, node_id=f"{i:056x}") for i in range(1000)]
+    ours = timed_call(lambda: render_table(rows, set()), max(10, n))
+    frame = to_dataframe(rows)
+    table.add(
+        "render the panel table, 1,000 rows", ours, "pandas DataFrame.to_html", timed_call(frame.to_html, max(10, n))
     )
 
 
@@ -131,6 +169,9 @@ def main() -> None:
         print("\nin process (warm):")
         warm = timed_call(lambda: discover(settings), max(20, n))
         table.add("discover() warm, 2 live clusters", warm, "target <= 50 ms", None)
+
+        print("\npanel (widget model, no browser):")
+        panel_figures(table, settings, a, b, n)
 
         print("\nloading:")
         ours_import = timed_process([sys.executable, "-c", "import castray_nb"], n)

@@ -71,7 +71,6 @@ class Panel:
 
         self.discover_button.on_click(lambda _: self._in_background(self._discover))
         self.connect_button.on_click(lambda _: self._in_background(self._connect))
-        self.address.on_submit(lambda _: self._in_background(self._connect))
         self.disconnect_button.on_click(lambda _: self._in_background(self._disconnect))
         self.pause.observe(self._on_pause, names="value")
         self.interval_box.observe(self._on_interval, names="value")

@@ -24,7 +24,11 @@ def shell(settings) -> Iterator[InteractiveShell]:
     """An IPython shell with the extension loaded (twice: harmless) and a fresh default session."""
     previous = api._default
     api._default = Session(settings)
-    ip = InteractiveShell.instance()
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.enabled = False  # its database would live in the test HOME, removed at the end
+    ip = InteractiveShell.instance(config=config)
     ip.run_line_magic("load_ext", "castray_nb")
     ip.run_line_magic("load_ext", "castray_nb")
     try:
