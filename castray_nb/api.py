@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +31,6 @@ def session() -> Session:
                     for info in resolve(address, _default.settings, allow_many=True):
                         _default.attach(info, refresh=False)
                 except CastrayError as exc:
-                    import logging
-
                     logging.getLogger(__name__).warning("could not attach %s on start: %s", address, exc)
         return _default
 

@@ -255,23 +255,28 @@ def session_dirs(ctx: SourceContext) -> Iterator[Candidate]:
                     )
 
 
+def _candidate_from_text(source: str, text: str) -> Candidate | None:
+    """A candidate from an address someone wrote down: a dashboard URL or ``host:port``."""
+    text = text.strip()
+    if text.startswith(("http://", "https://")):
+        return Candidate(source=source, dashboard_url=text.rstrip("/"))
+    if "://" not in text and text.rpartition(":")[2].isdigit():
+        return Candidate(source=source, gcs_address=text)
+    return None
+
+
 @register_source("env")
 def ray_address_env(ctx: SourceContext) -> Iterator[Candidate]:
     """``RAY_ADDRESS``, when it holds a GCS address or a dashboard URL."""
-    value = os.environ.get("RAY_ADDRESS", "").strip()
-    if not value or value in ("auto", "local"):
-        return
-    if value.startswith(("http://", "https://")):
-        yield Candidate(source="env", dashboard_url=value.rstrip("/"))
-    elif "://" not in value and value.rpartition(":")[2].isdigit():
-        yield Candidate(source="env", gcs_address=value)
+    candidate = _candidate_from_text("env", os.environ.get("RAY_ADDRESS", ""))
+    if candidate:
+        yield candidate
 
 
 @register_source("config")
 def configured_addresses(ctx: SourceContext) -> Iterator[Candidate]:
     """Addresses listed in the settings' ``attach`` key."""
     for text in ctx.settings.attach:
-        if text.startswith(("http://", "https://")):
-            yield Candidate(source="config", dashboard_url=text.rstrip("/"))
-        elif "://" not in text and text.rpartition(":")[2].isdigit():
-            yield Candidate(source="config", gcs_address=text)
+        candidate = _candidate_from_text("config", text)
+        if candidate:
+            yield candidate
