@@ -254,11 +254,14 @@ class LocalCluster:
         raise AssertionError("unreachable")
 
     def alive_nodes(self) -> int:
+        from .core.auth import Token
         from .core.client import ClusterClient
         from .core.errors import CastrayError as _Error
         from .core.settings import Settings
 
-        client = ClusterClient(self.gcs_address, self.dashboard_url, Settings(http_timeout=2.0, gcs_timeout=3.0))
+        token = Token(self.token, "the cluster's own") if self.token else None
+        settings = Settings(http_timeout=2.0, gcs_timeout=3.0)
+        client = ClusterClient(self.gcs_address, self.dashboard_url, settings, token=token)
         try:
             return sum(n.state == "ALIVE" for n in client.read(cluster="launch").nodes)
         except _Error:

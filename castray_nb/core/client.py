@@ -6,6 +6,7 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 
+from .auth import Token
 from .errors import ClusterUnreachable
 from .gcs import read_gcs
 from .http import get_json
@@ -36,12 +37,13 @@ class ClusterClient:
     gcs_address: str | None
     dashboard_url: str | None
     settings: Settings = field(default_factory=Settings)
+    token: Token | None = field(default=None, repr=False)  # else Ray's sources, per request
 
     def version(self) -> dict[str, object]:
         """``/api/version`` of the dashboard; raises if it is not a Ray dashboard."""
         if not self.dashboard_url:
             raise ClusterUnreachable("no dashboard to ask")
-        reply = get_json(f"{self.dashboard_url}/api/version", self.settings.http_timeout)
+        reply = get_json(f"{self.dashboard_url}/api/version", self.settings.http_timeout, token=self.token)
         if not isinstance(reply, dict) or "ray_version" not in reply:
             raise ClusterUnreachable(f"{self.dashboard_url} answers HTTP but is not a Ray dashboard")
         return reply
@@ -64,7 +66,7 @@ class ClusterClient:
         session = self.version().get("session_name")
         timeout = self.settings.http_timeout
         limit = self.settings.node_limit
-        payload = get_json(f"{self.dashboard_url}/api/v0/nodes?detail=1&limit={limit}", timeout)
+        payload = get_json(f"{self.dashboard_url}/api/v0/nodes?detail=1&limit={limit}", timeout, token=self.token)
         try:
             raw_nodes, total = state_api_nodes(payload)
         except ValueError as exc:
@@ -72,7 +74,7 @@ class ClusterClient:
         warnings = []
         usage = {}
         try:
-            usage = usage_by_node(get_json(f"{self.dashboard_url}/api/cluster_status", timeout))
+            usage = usage_by_node(get_json(f"{self.dashboard_url}/api/cluster_status", timeout, token=self.token))
         except ClusterUnreachable as exc:  # usage is extra; the nodes stand without it
             warnings.append(f"no usage: {exc}")
         seen = dt.datetime.now(dt.UTC)

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from .address import cluster_key, is_this_machine, join_hostport, probe_host, split_hostport
+from .auth import find_token
 from .client import ClusterClient
 from .errors import AuthRequired, CastrayError, ClusterUnreachable
 from .gcs import read_gcs, tcp_open
@@ -167,7 +168,7 @@ def _verify_or_raise(group: list[Candidate], settings: Settings) -> ClusterInfo 
     session = session or (version or {}).get("session_name")
     if not session and not gcs:
         return "no Ray dashboard answered there"
-    num_nodes, note = _count_nodes(gcs, dashboard, auth_required, settings)
+    num_nodes, note = _count_nodes(gcs, dashboard, auth_required, version is None, settings)
     if num_nodes is None and note and note.startswith("token needed"):
         auth_required = True
     return ClusterInfo(
@@ -239,21 +240,32 @@ def _find_dashboard(
             continue
         if session and version.get("session_name") not in (None, session):
             continue  # another cluster's dashboard
-        return url, version, False
+        return url, version, find_token() is not None and _wants_token(url, settings)
     return None, None, False
 
 
+def _wants_token(url: str, settings: Settings) -> bool:
+    """Whether the dashboard refuses a request without a token (we may hold the right one)."""
+    try:
+        get_json(f"{url}/api/version", settings.probe_timeout, send_token=False)
+    except AuthRequired:
+        return True
+    except ClusterUnreachable:
+        pass
+    return False
+
+
 def _count_nodes(
-    gcs: object, dashboard: str | None, auth_required: bool, settings: Settings
+    gcs: object, dashboard: str | None, auth_required: bool, version_unread: bool, settings: Settings
 ) -> tuple[int | None, str | None]:
-    if dashboard and not auth_required:
+    if dashboard and not (auth_required and version_unread):
         query = "limit=1&filter_keys=state&filter_predicates=%3D&filter_values=ALIVE"
         try:
             reply = get_json(f"{dashboard}/api/v0/nodes?{query}", settings.http_timeout)
             return int(reply["data"]["result"]["num_filtered"]), None
         except (CastrayError, KeyError, TypeError, ValueError):
             pass  # fall through to the GCS
-    if auth_required:
+    if auth_required and version_unread:
         return None, "a Ray auth token is needed to read its nodes"
     if isinstance(gcs, str):
         client = ClusterClient(gcs, None, settings.replace(gcs_timeout=max(2.0, settings.probe_timeout * 4)))

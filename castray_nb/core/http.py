@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from .auth import TOKEN_SOURCES, find_token
+from .auth import TOKEN_SOURCES, Token, find_token
 from .errors import AuthRequired, ClusterUnreachable
 
 MAX_REPLY_BYTES = 256 * 1024 * 1024
@@ -31,13 +31,14 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
 
 
-def get_json(url: str, timeout: float) -> Any:
-    """GET ``url`` and decode JSON, with the token from Ray's sources when there is one.
+def get_json(url: str, timeout: float, *, send_token: bool = True, token: Token | None = None) -> Any:
+    """GET ``url`` and decode JSON, with ``token`` or else the token from Ray's sources
+    when there is one (unless ``send_token`` is false).
 
     ``timeout`` bounds the connection and every read. Raises :class:`ClusterUnreachable`
     (no answer, not HTTP, not JSON, an HTTP error) or :class:`AuthRequired` (401/403).
     """
-    token = find_token()
+    token = (token or find_token()) if send_token else None
     request = urllib.request.Request(url, headers={"Accept": "application/json", **(token.header() if token else {})})
     try:
         with _opener.open(request, timeout=timeout) as reply:

@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from .gcs import tcp_open
 from .nodes import NodeRecord, node_from_state
 
 
@@ -15,10 +16,25 @@ class LocalRuntime:
     name: str  # its session name
     gcs_address: str | None  # None for a Ray Client (ray://) connection
     nodes: list[NodeRecord]
+    reachable: bool = True
 
 
-def local_runtime() -> LocalRuntime | None:
-    """This process's Ray runtime, or None. Never imports or starts Ray itself."""
+# Seen with Ray 2.60: a driver whose GCS has gone is ended by Ray (exit 1) about 60 s
+# later, busy or idle; ray.shutdown() within that time keeps the process.
+LOST_GCS_GRACE_S = 5.0
+LOST_GCS_DONE = (
+    "this kernel's Ray runtime lost its GCS; castray called ray.shutdown() so that Ray "
+    "does not end this kernel (it does so about 60 s after losing the GCS)"
+)
+
+
+def local_runtime(probe_timeout: float = 0.5) -> LocalRuntime | None:
+    """This process's Ray runtime, or None. Never imports or starts Ray itself.
+
+    When the runtime's GCS no longer accepts connections this does not call into Ray
+    (``ray.nodes()`` would block, and Ray then ends the process); it returns the runtime
+    with ``reachable=False`` and no nodes.
+    """
     ray = sys.modules.get("ray")
     if ray is None or not ray.is_initialized():
         return None
@@ -27,6 +43,8 @@ def local_runtime() -> LocalRuntime | None:
     except Exception:  # a Ray Client connection has no local GCS address
         gcs_address = None
     name = _session_name(ray) or "local"
+    if gcs_address and not tcp_open(gcs_address, probe_timeout):
+        return LocalRuntime(name, gcs_address, [], reachable=False)
     seen = dt.datetime.now(dt.UTC)
     try:
         raw_nodes = ray.nodes()

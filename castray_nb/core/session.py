@@ -6,6 +6,7 @@ import concurrent.futures
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ from .address import cluster_key
 from .client import ClusterClient
 from .discovery import ClusterInfo
 from .errors import CastrayError, UnknownCluster
-from .local import local_runtime
+from .local import LOST_GCS_DONE, LOST_GCS_GRACE_S, local_runtime
 from .nodes import ALIVE, NodeRecord, mark_unreachable, to_dataframe
 from .settings import Settings, load_settings
 
@@ -117,6 +118,7 @@ class Session:
         self._local: list[NodeRecord] = []
         self._local_name: str | None = None
         self._local_key: tuple[str, int] | None = None
+        self._local_lost_since: float | None = None
         self._subscribers: list[Callable[[Event], None]] = []
         self._watches: list[Watch] = []
         self._watch_wakeup = threading.Event()
@@ -228,18 +230,44 @@ class Session:
         return [Event("cluster_unreachable", attachment.name, detail=error)] if was is not False else []
 
     def _read_local(self) -> list[Event]:
-        runtime = local_runtime()
-        rows = runtime.nodes if runtime else []
+        runtime = local_runtime(self.settings.probe_timeout)
+        if runtime is not None and not runtime.reachable:
+            return self._local_lost(runtime.name)
         with self._lock:
             previous, previous_name = self._local, self._local_name
-            self._local = rows
+            self._local = runtime.nodes if runtime else []
             self._local_name = runtime.name if runtime else None
             self._local_key = cluster_key(runtime.gcs_address) if runtime and runtime.gcs_address else None
-        if runtime is None and previous:
+            self._local_lost_since = None
+        if runtime is None:
             return [
                 Event("node_removed", previous_name or "local", r.node_id, "local runtime shut down") for r in previous
             ]
-        return _diff(runtime.name, previous, rows) if runtime else []
+        return _diff(runtime.name, previous, runtime.nodes)
+
+    def _local_lost(self, name: str) -> list[Event]:
+        """The kernel's own runtime lost its GCS: rows turn UNREACHABLE; if it stays lost,
+        end the runtime (Ray would end the whole kernel process a minute later)."""
+        now = time.monotonic()
+        with self._lock:
+            first = self._local_lost_since is None
+            if first:
+                self._local_lost_since = now
+            self._local = mark_unreachable(self._local)
+            lost_for = now - (self._local_lost_since or now)
+        if first:
+            return [Event("cluster_unreachable", name, detail="the kernel's Ray runtime lost its GCS")]
+        if lost_for < LOST_GCS_GRACE_S:
+            return []
+        from .connector import leave_driver
+
+        leave_driver()
+        with self._lock:
+            gone, self._local, self._local_name, self._local_key = self._local, [], None, None
+            self._local_lost_since = None
+        return [Event("node_removed", name, r.node_id, LOST_GCS_DONE) for r in gone] + [
+            Event("cluster_detached", name, detail=LOST_GCS_DONE)
+        ]
 
     def rows(self, *, source: str | None = None, alive_only: bool = False) -> list[NodeRecord]:
         """Every node as of the last refresh: local rows first, each cluster once."""

@@ -245,7 +245,7 @@ def session_dirs(ctx: SourceContext) -> Iterator[Candidate]:
             continue
         with entries:
             for entry in entries:
-                if SESSION_NAME.match(entry.name):
+                if SESSION_NAME.match(entry.name) and entry.is_dir(follow_symlinks=False):
                     yield Candidate(
                         source="session_dirs",
                         session_name=entry.name,
