@@ -25,6 +25,7 @@ from .core.nodes import ALIVE, DEAD, NodeRecord
 from .core.session import ClusterState, Event, Session
 
 HIGHLIGHT_SECONDS = 3.0
+PAGE_SIZE = 200  # rows drawn at once: a 10,000-node cluster stays a small page to send
 _STATE_COLOURS = {ALIVE: "#1a7f37", DEAD: "#8c959f", "UNREACHABLE": "#cf222e"}
 _GIB = 1024**3
 
@@ -51,6 +52,12 @@ class Panel:
         self.interval_box = w.BoundedFloatText(
             value=self.interval, min=0.2, max=3600, step=0.5, description="every (s)", layout={"width": "11em"}
         )
+        self.state_filter = w.Dropdown(options=["all states", ALIVE, DEAD, "UNREACHABLE"], layout={"width": "10em"})
+        self.text_filter = w.Text(placeholder="filter: cluster, ip, node id", layout={"width": "16em"})
+        self.prev_button = w.Button(icon="chevron-left", tooltip="previous page", layout={"width": "3em"})
+        self.next_button = w.Button(icon="chevron-right", tooltip="next page", layout={"width": "3em"})
+        self.page_label = w.HTML()
+        self.page = 0
         self.found = w.HTML()
         self.status = w.HTML()
         self.table = w.HTML()
@@ -67,12 +74,17 @@ class Panel:
             ],
             layout={"flex_flow": "row wrap"},
         )
-        self.widget = w.VBox([toolbar, self.found, self.status, self.table, self.messages])
+        pager = w.HBox([self.state_filter, self.text_filter, self.prev_button, self.page_label, self.next_button])
+        self.widget = w.VBox([toolbar, self.found, self.status, pager, self.table, self.messages])
 
         self.discover_button.on_click(lambda _: self._in_background(self._discover))
         self.connect_button.on_click(lambda _: self._in_background(self._connect))
         self.disconnect_button.on_click(lambda _: self._in_background(self._disconnect))
         self.pause.observe(self._on_pause, names="value")
+        self.state_filter.observe(self._on_filter, names="value")
+        self.text_filter.observe(self._on_filter, names="value")
+        self.prev_button.on_click(lambda _: self._turn(-1))
+        self.next_button.on_click(lambda _: self._turn(+1))
         self.interval_box.observe(self._on_interval, names="value")
 
         self._unsubscribe = session.subscribe(self._on_event)
@@ -131,6 +143,27 @@ class Panel:
             self.pause.description, self.pause.icon = "Pause", "pause"
             self.say("live updates resumed")
 
+    def _on_filter(self, change: dict[str, Any]) -> None:
+        self.page = 0
+        self.render()
+
+    def _turn(self, step: int) -> None:
+        self.page = max(0, self.page + step)
+        self.render()
+
+    def visible_rows(self) -> tuple[list[NodeRecord], list[NodeRecord]]:
+        """(every row, the rows that pass the filters)."""
+        rows = self.session.rows()
+        state = self.state_filter.value
+        text = self.text_filter.value.strip().lower()
+        shown = [
+            r
+            for r in rows
+            if (state == "all states" or r.state == state)
+            and (not text or text in r.cluster.lower() or text in r.node_ip or text in r.node_id)
+        ]
+        return rows, shown
+
     def _on_interval(self, change: dict[str, Any]) -> None:
         self.interval = float(change["new"])
         if not self.pause.value:
@@ -170,7 +203,19 @@ class Panel:
             if list(self.detach_choice.options) != names:
                 self.detach_choice.options = names
             self.status.value = render_status(states, self.session.rows(source="local"))
-            self.table.value = render_table(self.session.rows(), set(self._changed))
+            rows, shown = self.visible_rows()
+            pages = max(1, -(-len(shown) // PAGE_SIZE))
+            self.page = min(self.page, pages - 1)
+            first = self.page * PAGE_SIZE
+            page = shown[first : first + PAGE_SIZE]
+            self.page_label.value = (
+                f"rows {first + 1 if page else 0}-{first + len(page)} of {len(shown)}"
+                + (f" (filtered from {len(rows)})" if len(shown) != len(rows) else "")
+                + f", page {self.page + 1}/{pages}"
+            )
+            self.prev_button.disabled = self.page == 0
+            self.next_button.disabled = self.page >= pages - 1
+            self.table.value = render_table(page, set(self._changed), summary_of=rows)
 
     def close(self) -> None:
         """Stop live updates and remove the widget; the session and its clusters stay."""
@@ -180,12 +225,17 @@ class Panel:
         self.widget.close()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The widget, plus HTML and text tables (first page) for front ends without widgets."""
         bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
         rows = self.session.rows()
-        bundle["text/html"] = render_status(self.session.clusters(), self.session.rows(source="local")) + render_table(
-            rows, set()
+        status = render_status(self.session.clusters(), self.session.rows(source="local"))
+        more = len(rows) > PAGE_SIZE
+        bundle["text/html"] = (
+            status
+            + render_table(rows[:PAGE_SIZE], set(), summary_of=rows)
+            + (f"<div>first {PAGE_SIZE} of {len(rows)} rows</div>" if more else "")
         )
-        bundle["text/plain"] = render_text(rows)
+        bundle["text/plain"] = render_text(rows[:PAGE_SIZE]) + (f"\n... {len(rows)} rows in all" if more else "")
         return bundle
 
 
@@ -243,16 +293,22 @@ def _bar(used: float | None, total: float, scale: float = 1.0, unit: str = "") -
     )
 
 
-def render_table(rows: Sequence[NodeRecord], highlight: set[str]) -> str:
-    """The node table as HTML: state coloured, head marked, usage bars, changed rows lit."""
-    if not rows:
+def render_table(
+    rows: Sequence[NodeRecord], highlight: set[str], summary_of: Sequence[NodeRecord] | None = None
+) -> str:
+    """The node table as HTML: state coloured, head marked, usage bars, changed rows lit.
+
+    The summary line counts ``summary_of`` (all rows) when only a page is drawn.
+    """
+    every = rows if summary_of is None else summary_of
+    if not every:
         return "<div style='color:#57606a'>No nodes.</div>"
-    counts = {s: sum(r.state == s for r in rows) for s in (ALIVE, DEAD, "UNREACHABLE")}
+    counts = {s: sum(r.state == s for r in every) for s in (ALIVE, DEAD, "UNREACHABLE")}
     summary = (
-        f"<div><b>{len(rows)} node(s)</b> in {len({r.cluster for r in rows})} cluster(s): "
+        f"<div><b>{len(every)} node(s)</b> in {len({r.cluster for r in every})} cluster(s): "
         f"{counts[ALIVE]} alive, {counts[DEAD]} dead, {counts['UNREACHABLE']} unreachable; "
-        f"{sum(r.CPU for r in rows if r.state == ALIVE):g} CPU, "
-        f"{sum(r.GPU for r in rows if r.state == ALIVE):g} GPU alive</div>"
+        f"{sum(r.CPU for r in every if r.state == ALIVE):g} CPU, "
+        f"{sum(r.GPU for r in every if r.state == ALIVE):g} GPU alive</div>"
     )
     titles = ("cluster", "source", "node", "ip", "", "state", "CPU", "GPU", "memory GiB", "object store GiB")
     head = "".join(f"<th style='text-align:left;padding:2px 8px'>{h}</th>" for h in titles)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from .auth import Token
 from .errors import ClusterUnreachable
@@ -66,11 +68,7 @@ class ClusterClient:
         session = self.version().get("session_name")
         timeout = self.settings.http_timeout
         limit = self.settings.node_limit
-        payload = get_json(f"{self.dashboard_url}/api/v0/nodes?detail=1&limit={limit}", timeout, token=self.token)
-        try:
-            raw_nodes, total = state_api_nodes(payload)
-        except ValueError as exc:
-            raise ClusterUnreachable(f"{self.dashboard_url}: {exc}") from None
+        raw_nodes, total = self._state_nodes(limit, timeout)
         warnings = []
         usage = {}
         try:
@@ -85,7 +83,10 @@ class ClusterClient:
             for raw in raw_nodes
         ]
         if total > len(nodes):
-            warnings.append(f"the dashboard returned {len(nodes)} of {total} nodes")
+            warnings.append(
+                f"the dashboard returned {len(nodes)} of {total} nodes (Ray's State API caps a reply; "
+                "RAY_MAX_LIMIT_FROM_API_SERVER on the head raises the cap)"
+            )
         return Reading(
             session_name=str(session) if session else None,
             nodes=nodes,
@@ -94,6 +95,21 @@ class ClusterClient:
             total=total,
             warnings=tuple(warnings),
         )
+
+    def _state_nodes(self, limit: int, timeout: float) -> tuple[list[dict[str, Any]], int]:
+        """Nodes from the State API; when it refuses our limit, ask again at its own."""
+        assert self.dashboard_url
+        for _ in range(2):
+            url = f"{self.dashboard_url}/api/v0/nodes?detail=1&limit={limit}"
+            payload = get_json(url, timeout, token=self.token)
+            try:
+                return state_api_nodes(payload)
+            except ValueError as exc:
+                allowed = re.search(r"supported limit (\d+)", str(exc))
+                if not allowed or int(allowed.group(1)) >= limit:
+                    raise ClusterUnreachable(f"{self.dashboard_url}: {exc}") from None
+                limit = int(allowed.group(1))
+        raise ClusterUnreachable(f"{self.dashboard_url}: the State API refused every limit")
 
     def _read_gcs(self, cluster: str, source: str, started: float) -> Reading:
         assert self.gcs_address

@@ -322,6 +322,9 @@ class Session:
                 if not watches:
                     self._watch_thread = None
                     return
+            # Clear before refreshing: a stop() that arrives during the refresh must still
+            # cut the wait short.
+            self._watch_wakeup.clear()
             try:
                 events = self.refresh()
             except Exception:  # never let the loop die on a bug; the next round tries again
@@ -333,7 +336,6 @@ class Session:
                         watch.on_refresh(events)
                     except Exception:
                         log.exception("castray refresh listener failed")
-            self._watch_wakeup.clear()
             self._watch_wakeup.wait(min(w.interval for w in watches))
 
     @property

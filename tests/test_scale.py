@@ -1,0 +1,97 @@
+"""Clusters far bigger than this machine, through the replay dashboard (a test tool that
+serves replies captured from a real cluster, scaled to N nodes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from castray_nb.core.client import ClusterClient
+from castray_nb.core.connector import resolve
+from castray_nb.core.session import Session
+from castray_nb.core.settings import Settings
+from castray_nb.testing.replay import ReplayDashboard
+from castray_nb.widgets import PAGE_SIZE, Panel
+
+
+@pytest.fixture(scope="module")
+def big() -> Iterator[ReplayDashboard]:
+    replay = ReplayDashboard(nodes=2500, session_name="session_2026-01-01_00-00-00_000000_2500")
+    with replay:
+        yield replay
+
+
+@pytest.fixture(scope="module")
+def huge() -> Iterator[ReplayDashboard]:
+    replay = ReplayDashboard(nodes=12_000, session_name="session_2026-01-01_00-00-00_000000_12000")
+    with replay:
+        yield replay
+
+
+def test_a_2500_node_cluster_shows_every_node(big) -> None:
+    session = Session(Settings())
+    (info,) = resolve(big.url, session.settings)
+    state = session.attach(info, "big")
+    assert state.reachable and state.num_nodes == 2500 and not state.warnings
+    frame = session.nodes()
+    assert len(frame) == 2500 and frame.node_id.is_unique
+    assert (frame.state == "DEAD").sum() == 249 and (frame.state == "ALIVE").sum() == 2251
+    assert frame.is_head.sum() == 1 and (frame.GPU > 0).sum() == 625
+    assert frame.CPU_used.notna().sum() == 2251  # usage joined to the right nodes
+
+
+def test_past_the_state_api_cap_the_truncation_is_said(huge) -> None:
+    session = Session(Settings(node_limit=20_000))  # more than the server allows: it asks again at 10,000
+    (info,) = resolve(huge.url, session.settings)
+    state = session.attach(info, "huge")
+    assert state.num_nodes == 10_000
+    assert state.warnings and "10000 of 12000" in state.warnings[0]
+    panel = Panel(session, interval=30)
+    try:
+        assert "10000 of 12000" in panel.status.value
+    finally:
+        panel.close()
+
+
+def test_the_panel_pages_and_filters_a_big_table(big) -> None:
+    session = Session(Settings())
+    (info,) = resolve(big.url, session.settings)
+    session.attach(info, "big")
+    panel = Panel(session, interval=30)
+    try:
+        assert panel.table.value.count("data-node-id=") == PAGE_SIZE
+        assert "rows 1-200 of 2500" in panel.page_label.value and "2500 node(s)" in panel.table.value
+        assert panel.prev_button.disabled and not panel.next_button.disabled
+        first_page = panel.table.value
+        panel.next_button.click()
+        assert "rows 201-400 of 2500" in panel.page_label.value and panel.table.value != first_page
+        panel.state_filter.value = "DEAD"
+        assert "rows 1-200 of 249 (filtered from 2500)" in panel.page_label.value
+        assert "ALIVE</span>" not in panel.table.value and "2500 node(s)" in panel.table.value
+        panel.state_filter.value = "all states"
+        panel.text_filter.value = "10.0.1."
+        assert "of 256 (filtered from 2500)" in panel.page_label.value
+        for _ in range(20):
+            panel.next_button.click()
+        assert "page 2/2" in panel.page_label.value and panel.next_button.disabled
+        bundle = panel._repr_mimebundle_()
+        assert bundle["text/html"].count("data-node-id=") == PAGE_SIZE and "2500 rows" in bundle["text/plain"]
+    finally:
+        panel.close()
+
+
+def test_the_cli_reads_a_big_cluster_by_dashboard_url(big) -> None:
+    result = subprocess.run([sys.executable, "-m", "castray_nb.cli", "nodes", "--address", big.url, "--json"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)) == 2500
+
+
+def test_the_replay_server_behaves_like_the_state_api(big) -> None:
+    client = ClusterClient(None, big.url, Settings(node_limit=100))
+    reading = client.read(cluster="x")
+    assert len(reading.nodes) == 100 and reading.total == 2500 and reading.truncated
