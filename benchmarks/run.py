@@ -9,15 +9,18 @@ them. Reports medians; no pass/fail: this machine is shared and noisy.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import datetime as dt
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 HOME = tempfile.mkdtemp(prefix="castray-bench-home-")
@@ -26,6 +29,7 @@ for var in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE", "RAY_ADDRE
     os.environ.pop(var, None)
 os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
 
+from castray_nb.core.settings import Settings  # noqa: E402
 from castray_nb.launch import LocalCluster  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -91,43 +95,167 @@ def machine() -> str:
     )
 
 
-def panel_figures(table: Table, settings: object, a: LocalCluster, b: LocalCluster, n: int) -> None:
-    import dataclasses
+def cli_figures(table: Table, a: LocalCluster, n: int) -> None:
+    castray, ray_cli = str(BIN / "castray-nb"), str(BIN / "ray")
+    ray_status = timed_process([ray_cli, "status", "--address", a.gcs_address], n)
+    ray_list = timed_process([ray_cli, "list", "nodes", "--address", str(a.dashboard_url)], n)
+    init_nodes = timed_process([sys.executable, "-c", f"import ray; ray.init(address={a.gcs_address!r}, "
+                                "logging_level='ERROR', log_to_driver=False); ray.nodes()"], n)  # fmt: skip
+    ours = timed_process([castray, "discover", "--json"], n)
+    table.add("castray-nb discover --json (2 clusters)", ours, "ray status --address A", ray_status, "target >= 3x")
+    table.add("castray-nb discover --json (2 clusters)", ours, "ray list nodes --address A", ray_list, "target >= 4x")
+    ours_nodes = timed_process([castray, "nodes", "--address", a.gcs_address, "--json"], n)
+    table.add("castray-nb nodes --address A --json", ours_nodes, "ray list nodes --address A", ray_list)
+    table.add("castray-nb nodes --address A --json", ours_nodes, "python: ray.init(A) + ray.nodes()", init_nodes)
+    table.add('(baseline: python -c "pass")', timed_process([sys.executable, "-c", "pass"], n), "", None)
 
+
+def in_process_figures(table: Table, settings: Settings, a: LocalCluster, n: int) -> None:
+    from ray.util.state import list_nodes
+
+    from castray_nb.core.client import ClusterClient
+    from castray_nb.core.discovery import discover
+
+    warm = timed_call(lambda: discover(settings), max(20, n))
+    state_api = timed_call(lambda: list_nodes(address=str(a.dashboard_url)), max(20, n))
+    table.add(
+        "discover() warm, 2 live clusters", warm, "ray.util.state.list_nodes(A), warm", state_api, "target <= 50 ms"
+    )
+    by_dashboard = timed_call(lambda: ClusterClient(None, a.dashboard_url, settings).read(cluster="a"), max(20, n))
+    by_gcs = timed_call(lambda: ClusterClient(a.gcs_address, None, settings).read(cluster="a"), max(20, n))
+    table.add("read one cluster's nodes: dashboard path", by_dashboard, "ray.util.state.list_nodes(A), warm", state_api)
+    table.add("read one cluster's nodes: GCS path", by_gcs, "", None)
+
+
+def synthetic_rows(count: int, cluster: str) -> list:
+    from castray_nb.core.nodes import node_from_state, state_api_nodes
+    from castray_nb.testing.replay import ReplayDashboard
+
+    replay = ReplayDashboard(nodes=count)
+    raw, _ = state_api_nodes(replay._nodes_reply({"limit": [str(count)]}))
+    seen = dt.datetime.now(dt.UTC)
+    return [node_from_state(r, cluster=cluster, source="external", seen=seen) for r in raw]
+
+
+def dataframe_figures(table: Table, n: int) -> None:
+    from castray_nb.core.nodes import to_dataframe
+
+    for clusters in (1, 10, 100):
+        for nodes in (10, 1_000, 10_000):
+            if clusters * nodes > 1_000_000:
+                continue
+            one = synthetic_rows(nodes, "c0")
+            rows = (
+                [dataclasses.replace(r, cluster=f"c{i}") for i in range(clusters) for r in one] if clusters > 1 else one
+            )
+            repeat = 1 if clusters * nodes >= 100_000 else max(5, n)
+            ours = timed_call(lambda rows=rows: to_dataframe(rows), repeat, warmup=0 if repeat == 1 else 1)
+            table.add(f"merged DataFrame, {clusters} x {nodes:,} nodes", ours, "", None)
+    rows = [dataclasses.replace(r, cluster=f"c{i}") for i in range(5) for r in synthetic_rows(1_000, "c0")]
+    table.add(
+        "merged DataFrame, 5 x 1,000 nodes",
+        timed_call(lambda: to_dataframe(rows), max(10, n)),
+        "target <= 100 ms",
+        None,
+    )
+
+
+def cpu_share(seconds: float) -> float:
     import psutil
 
+    me = psutil.Process()
+    before, started = me.cpu_times(), time.perf_counter()
+    time.sleep(seconds)
+    after = me.cpu_times()
+    return (after.user - before.user + after.system - before.system) / (time.perf_counter() - started)
+
+
+def panel_figures(table: Table, settings: Settings, a: LocalCluster, b: LocalCluster, n: int) -> None:
     from castray_nb.core.connector import resolve
     from castray_nb.core.nodes import to_dataframe
     from castray_nb.core.session import Session
     from castray_nb.widgets import Panel, render_table
 
-    session = Session(settings)  # type: ignore[arg-type]
+    session = Session(settings)
     for cluster in (a, b):
         (info,) = resolve(cluster.gcs_address, session.settings)
         session.attach(info)
     panel = Panel(session, interval=1.0)
-    me = psutil.Process()
     time.sleep(2)
-    before, started = me.cpu_times(), time.perf_counter()
-    time.sleep(30)
-    after, wall = me.cpu_times(), time.perf_counter() - started
+    share = cpu_share(30)
     panel.close()
-    share = (after.user - before.user + after.system - before.system) / wall
     table.figure(
-        "live panel, refresh every 1 s, 2 clusters",
-        f"{share * 100:.2f} %",
-        "CPU of one core over 30 s",
-        "",
-        "target <= 2 %",
+        "live panel at 1 s, 2 real clusters", f"{share * 100:.2f} %", "CPU of one core, 30 s", "", "target <= 2 %"
     )
 
-    row = session.rows()[0]
-    rows = [dataclasses.replace(row, node_id=f"{i:056x}") for i in range(1000)]
-    ours = timed_call(lambda: render_table(rows, set()), max(10, n))
-    frame = to_dataframe(rows)
-    table.add(
-        "render the panel table, 1,000 rows", ours, "pandas DataFrame.to_html", timed_call(frame.to_html, max(10, n))
-    )
+    for count in (100, 1_000, 10_000):
+        rows = synthetic_rows(count, "big")
+        ours = timed_call(lambda rows=rows: render_table(rows, set()), max(5, n))
+        theirs = timed_call(lambda rows=rows: to_dataframe(rows).to_html(), 3)
+        table.add(f"render every row as HTML, {count:,} rows", ours, "to_dataframe(rows).to_html()", theirs)
+        with replay_process(count) as url:
+            big = Session(settings)
+            (info,) = resolve(url, big.settings)
+            big.attach(info)
+            panel = Panel(big, interval=1.0)
+            time.sleep(2)
+            share = cpu_share(20)
+            stall = main_thread_stall(5)
+            panel.close()
+        table.figure(f"live panel at 1 s, replay of {count:,} nodes", f"{share * 100:.2f} %", "CPU of one core, 20 s")
+        table.figure(f"  longest main-thread stall meanwhile ({count:,})", f"{stall * 1000:.0f} ms",
+                     "a 5 ms sleep loop in the kernel's thread")  # fmt: skip
+
+
+@contextlib.contextmanager
+def replay_process(nodes: int) -> Iterator[str]:
+    """The replay dashboard in a process of its own, so its work is not counted as ours."""
+    proc = subprocess.Popen([sys.executable, "-m", "castray_nb.testing.replay", "--nodes", str(nodes)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(10)
+
+
+def main_thread_stall(seconds: float) -> float:
+    """The longest gap a 5 ms sleep loop in this (the kernel's) thread sees."""
+    worst, end, last = 0.0, time.perf_counter() + seconds, time.perf_counter()
+    while last < end:
+        time.sleep(0.005)
+        now = time.perf_counter()
+        worst, last = max(worst, now - last - 0.005), now
+    return worst
+
+
+def dead_folder_figures(table: Table, n: int) -> None:
+    from castray_nb.core.discovery import discover_report
+
+    for count in (0, 100, 5_000):
+        temp = Path(tempfile.mkdtemp(prefix="castray-bench-dead-")) / "ray"
+        temp.mkdir()
+        for i in range(count):
+            (temp / f"session_2026-01-01_00-00-00_{i:06d}_{i}").mkdir()
+        settings = Settings(temp_dirs=(str(temp),))
+        table.add(
+            f"discover() warm, {count:,} dead session folders",
+            timed_call(lambda s=settings: discover_report(s), max(10, n)),
+            "",
+            None,
+        )
+        shutil.rmtree(temp.parent, ignore_errors=True)
+
+
+def _printed(script: str, n: int) -> float:
+    """Median of the seconds a fresh interpreter running ``script`` prints."""
+    runs = []
+    for _ in range(n):
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        runs.append(float(out.stdout.strip().splitlines()[-1]))
+    return statistics.median(runs)
 
 
 def main() -> None:
@@ -138,48 +266,39 @@ def main() -> None:
     n = args.repeat
     import ray
 
-    from castray_nb.core.discovery import discover
-    from castray_nb.core.settings import Settings
-
     table = Table()
     print(f"castray_nb benchmarks, {dt.date.today()} on {machine()}, Ray {ray.__version__}; medians of {n}")
     print("starting two heads ...", flush=True)
     a, b = LocalCluster(home=HOME), LocalCluster(home=HOME)
+    settings = Settings()
     try:
         a.launch(), b.launch()
         a.wait_ready(), b.wait_ready()
-        settings = Settings()
-        assert len([c for c in discover(settings) if c.gcs_address in (a.gcs_address, b.gcs_address)]) == 2
-        castray = str(BIN / "castray-nb")
-        ray_cli = str(BIN / "ray")
-
         print("\ncommand line (whole process, cold):")
-        ray_status = timed_process([ray_cli, "status", "--address", a.gcs_address], n)
-        ray_list = timed_process([ray_cli, "list", "nodes", "--address", str(a.dashboard_url)], n)
-        ours = timed_process([castray, "discover", "--json"], n)
-        table.add("castray-nb discover --json (2 clusters)", ours, "ray status --address A", ray_status, "target >= 3x")
-        table.add(
-            "castray-nb discover --json (2 clusters)", ours, "ray list nodes --address A", ray_list, "target >= 4x"
-        )
-        ours_nodes = timed_process([castray, "nodes", "--address", a.gcs_address, "--json"], n)
-        table.add("castray-nb nodes --address A --json", ours_nodes, "ray list nodes --address A", ray_list)
-        baseline = timed_process([sys.executable, "-c", "pass"], n)
-        table.add('(baseline: python -c "pass")', baseline, "", None)
-
+        cli_figures(table, a, n)
         print("\nin process (warm):")
-        warm = timed_call(lambda: discover(settings), max(20, n))
-        table.add("discover() warm, 2 live clusters", warm, "target <= 50 ms", None)
-
+        in_process_figures(table, settings, a, n)
+        print("\ndiscovery and dead session folders:")
+        dead_folder_figures(table, n)
+        print("\nthe merged table:")
+        dataframe_figures(table, n)
         print("\npanel (widget model, no browser):")
         panel_figures(table, settings, a, b, n)
-
         print("\nloading:")
         ours_import = timed_process([sys.executable, "-c", "import castray_nb"], n)
+        theirs = timed_process([sys.executable, "-c", "import ray"], n)
+        table.add('python -c "import castray_nb"', ours_import, 'python -c "import ray"', theirs, "target >= 5x")
+        in_shell = "import time; from IPython.core.interactiveshell import InteractiveShell as S; ip = S.instance(); "
+        load = (
+            in_shell
+            + "t = time.perf_counter(); ip.run_line_magic('load_ext', 'castray_nb'); print(time.perf_counter() - t)"
+        )
+        ray_in = in_shell + "t = time.perf_counter(); import ray; print(time.perf_counter() - t)"
         table.add(
-            'python -c "import castray_nb"',
-            ours_import,
-            'python -c "import ray"',
-            timed_process([sys.executable, "-c", "import ray"], n),
+            "%load_ext castray_nb, in a running IPython",
+            _printed(load, n),
+            "import ray, in the same",
+            _printed(ray_in, n),
             "target >= 5x",
         )
     finally:
@@ -188,7 +307,9 @@ def main() -> None:
     if args.write:
         args.write.write_text(
             f"# Benchmark results\n\nMeasured {dt.date.today()} on {machine()}, Ray {ray.__version__}; "
-            f"medians of {n} runs (`python benchmarks/run.py --repeat {n}`).\n\n{table.markdown()}\n"
+            f"medians of {n} runs (`python benchmarks/run.py --repeat {n} --write benchmarks/RESULTS.md`). "
+            "Ratios are the alternative's time over ours.\n\n"
+            f"{table.markdown()}\n"
         )
         print(f"\nwrote {args.write}")
 

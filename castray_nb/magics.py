@@ -28,8 +28,14 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 
-from . import api
 from .core.errors import CastrayError
+
+
+def _api() -> Any:
+    """The public functions, imported on first use so %load_ext stays light."""
+    from . import api
+
+    return api
 
 
 def build_parser() -> MagicArgumentParser:
@@ -96,7 +102,7 @@ class CastrayMagics(Magics):
 def _discover(args: Any) -> Any:
     import pandas as pd
 
-    found = api.discover(connect=args.connect)
+    found = _api().discover(connect=args.connect)
     if args.json:
         return [c.to_json() for c in found]
     columns = ["name", "gcs_address", "dashboard_url", "ray_version", "num_nodes", "auth_required", "sources"]
@@ -104,11 +110,11 @@ def _discover(args: Any) -> Any:
 
 
 def _connect(args: Any) -> Any:
-    return api.connect(args.address, name=args.name, driver=args.driver)
+    return _api().connect(args.address, name=args.name, driver=args.driver)
 
 
 def _disconnect(args: Any) -> list[str]:
-    return api.disconnect(args.name, all=args.all, driver=args.driver)
+    return _api().disconnect(args.name, all=args.all, driver=args.driver)
 
 
 def _clusters(args: Any) -> Any:
@@ -127,7 +133,7 @@ def _clusters(args: Any) -> Any:
             "gcs_address": c.info.gcs_address,
             "error": c.error,
         }
-        for c in api.clusters()
+        for c in _api().clusters()
     ]
     return pd.DataFrame(rows, columns=["name", "reachable", "via", "nodes", "alive", "last_refresh", "read_ms",
                                        "dashboard_url", "gcs_address", "error"])  # fmt: skip
@@ -135,7 +141,7 @@ def _clusters(args: Any) -> Any:
 
 def _nodes(args: Any) -> Any:
     source = "local" if args.local else "external" if args.external else None
-    return api.nodes(source=source, alive_only=args.alive)
+    return _api().nodes(source=source, alive_only=args.alive)
 
 
 def _panel(args: Any) -> Any:
@@ -147,7 +153,7 @@ def _panel(args: Any) -> Any:
 
 
 def _status(args: Any) -> dict[str, Any]:
-    return api.status()
+    return _api().status()
 
 
 _COMMANDS = {

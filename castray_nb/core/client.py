@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import re
 import time
@@ -14,6 +15,8 @@ from .gcs import read_gcs
 from .http import get_json
 from .nodes import NodeRecord, node_from_state, state_api_nodes, usage_by_node
 from .settings import Settings
+
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="castray-http")
 
 
 @dataclass(frozen=True)
@@ -65,21 +68,23 @@ class ClusterClient:
 
     def _read_dashboard(self, cluster: str, source: str, started: float) -> Reading:
         assert self.dashboard_url
-        session = self.version().get("session_name")
-        timeout = self.settings.http_timeout
-        limit = self.settings.node_limit
-        raw_nodes, total = self._state_nodes(limit, timeout)
+        url, timeout = self.dashboard_url, self.settings.http_timeout
+        # The three requests go out together: a read costs the slowest, not the sum.
+        version = _POOL.submit(self.version)
+        status = _POOL.submit(get_json, f"{url}/api/cluster_status", timeout, token=self.token)
+        raw_nodes, total = self._state_nodes(self.settings.node_limit, timeout)
+        session = version.result().get("session_name")
         warnings = []
         usage = {}
         try:
-            usage = usage_by_node(get_json(f"{self.dashboard_url}/api/cluster_status", timeout, token=self.token))
+            usage = usage_by_node(status.result())
         except ClusterUnreachable as exc:  # usage is extra; the nodes stand without it
             warnings.append(f"no usage: {exc}")
         seen = dt.datetime.now(dt.UTC)
         nodes = [
             node_from_state(
-                raw, cluster=cluster, source=source, seen=seen, dashboard_url=self.dashboard_url
-            ).with_usage(usage.get(str(raw.get("node_id"))))
+                raw, cluster=cluster, source=source, seen=seen, dashboard_url=url, usage=usage.get(raw["node_id"])
+            )
             for raw in raw_nodes
         ]
         if total > len(nodes):

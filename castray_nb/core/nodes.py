@@ -63,6 +63,7 @@ class NodeRecord:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(NodeRecord))
+_NO_USAGE = Usage()
 
 
 def _ms_to_time(value: Any) -> dt.datetime | None:
@@ -87,10 +88,12 @@ def node_from_state(
     source: str,
     seen: dt.datetime,
     dashboard_url: str | None = None,
+    usage: Usage | None = None,
 ) -> NodeRecord:
     """A record from one State API node (``/api/v0/nodes``) or the GCS equivalent."""
     resources = raw.get("resources_total") or {}
     labels = raw.get("labels") or {}
+    usage = usage or _NO_USAGE
     return NodeRecord(
         cluster=cluster,
         source=source,
@@ -108,6 +111,10 @@ def node_from_state(
         start_time=_ms_to_time(raw.get("start_time_ms")),
         end_time=_ms_to_time(raw.get("end_time_ms")),
         state_message=raw.get("state_message") or None,
+        CPU_used=usage.CPU,
+        GPU_used=usage.GPU,
+        memory_used_bytes=usage.memory_bytes,
+        object_store_used_bytes=usage.object_store_bytes,
         labels=dict(labels) if isinstance(labels, Mapping) else {},
         dashboard_url=dashboard_url,
     )
@@ -137,22 +144,18 @@ def usage_by_node(payload: Mapping[str, Any]) -> dict[str, Usage]:
         report = payload["data"]["clusterStatus"]["loadMetricsReport"]["usageByNode"] or {}
     except (KeyError, TypeError):
         return {}
-    usage = {}
-    for node_id, used in report.items():
-        if not isinstance(used, Mapping):
-            continue
-
-        def first(key: str, used: Mapping[str, Any] = used) -> float | None:
-            pair = used.get(key)
-            return float(pair[0]) if isinstance(pair, list | tuple) and pair else None
-
-        usage[str(node_id)] = Usage(
-            CPU=first("CPU"),
-            GPU=first("GPU"),
-            memory_bytes=first("memory"),
-            object_store_bytes=first("objectStoreMemory"),
+    return {
+        str(node_id): Usage(
+            _used(used, "CPU"), _used(used, "GPU"), _used(used, "memory"), _used(used, "objectStoreMemory")
         )
-    return usage
+        for node_id, used in report.items()
+        if isinstance(used, Mapping)
+    }
+
+
+def _used(used: Mapping[str, Any], key: str) -> float | None:
+    pair = used.get(key)  # [in use, total]
+    return float(pair[0]) if isinstance(pair, list | tuple) and pair else None
 
 
 def mark_unreachable(rows: Iterable[NodeRecord]) -> list[NodeRecord]:

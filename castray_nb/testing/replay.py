@@ -127,3 +127,20 @@ class ReplayDashboard:
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def main() -> None:
+    """``python -m castray_nb.testing.replay --nodes N``: serve until stdin closes; prints the URL."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--nodes", type=int, required=True)
+    args = parser.parse_args()
+    with ReplayDashboard(nodes=args.nodes) as url:
+        print(url, flush=True)
+        sys.stdin.read()  # until the parent closes our stdin or goes away
+
+
+if __name__ == "__main__":
+    main()
