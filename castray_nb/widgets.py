@@ -201,7 +201,9 @@ class Panel:
             states = self.session.clusters()
             names = [c.name for c in states]
             if list(self.detach_choice.options) != names:
+                keep = self.detach_choice.value
                 self.detach_choice.options = names
+                self.detach_choice.value = keep if keep in names else (names[0] if names else None)
             self.status.value = render_status(states, self.session.rows(source="local"))
             rows, shown = self.visible_rows()
             pages = max(1, -(-len(shown) // PAGE_SIZE))
@@ -327,6 +329,7 @@ def render_table(
             f"<td>{_bar(r.object_store_used_bytes, r.object_store_bytes, _GIB)}</td></tr>"
         )
     return (
+        "<style>.castray-table td,.castray-table th{padding:2px 10px 2px 0;white-space:nowrap}</style>"
         f"<div class='castray-table'>{summary}<table style='border-collapse:collapse;font-size:12px'>"
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
     )
