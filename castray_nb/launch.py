@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import shutil
 import signal
 import socket
@@ -32,26 +33,33 @@ def stop_all() -> None:
         node.stop(grace=10)
 
 
-def free_ports(count: int) -> list[int]:
-    """Ports that nothing listens on right now (the OS picks them)."""
-    sockets = []
+def _ephemeral_low() -> int:
     try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+        return int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free right now, taken from below the OS's ephemeral range.
+
+    Ray's own processes bind port 0 while they start; a port the OS handed us from the
+    ephemeral range can be handed to one of them before our node binds it (seen: two
+    heads starting at once, one raylet timing out). Below that range the OS hands out none.
+    """
+    low, high = 10_000, max(10_500, _ephemeral_low() - 1)
+    picked: list[int] = []
+    while len(picked) < count:
+        port = random.randrange(low, high)
+        if port not in picked and _port_free(port):
+            picked.append(port)
+    return picked
 
 
 def _free_range(width: int) -> int:
     """The first port of ``width`` consecutive ports that are free right now."""
     for _ in range(200):
         (base,) = free_ports(1)
-        if base + width >= 65000:
-            continue
         if all(_port_free(p) for p in range(base, base + width, max(1, width // 8))):
             return base
     raise CastrayError("no free port range found for Ray workers")
@@ -147,6 +155,7 @@ class LocalCluster:
         self.num_cpus = num_cpus
         self.extra_env = dict(env or {})
         picked_gcs_port, picked_dashboard_port, self.client_port = free_ports(3)
+        self._chosen = {"gcs": gcs_port is not None, "dashboard": dashboard_port is not None}
         self.gcs_port = gcs_port or picked_gcs_port
         self.dashboard_port = picked_dashboard_port if dashboard_port is None else dashboard_port
         self.host_ip = _host_ip()
@@ -198,6 +207,16 @@ class LocalCluster:
         """Start the head and wait until it lists itself as an ALIVE node."""
         return self.launch().wait_ready(timeout)
 
+    def logs_tail(self, lines: int = 6) -> str:
+        """The last lines of the raylet's and GCS's own logs (why a node did not come up)."""
+        parts = []
+        for name in ("raylet.err", "raylet.out", "gcs_server.err"):
+            for path in Path(self.temp_dir).glob(f"session_*/logs/{name}"):
+                text = path.read_text(errors="replace").strip().splitlines()[-lines:]
+                if text:
+                    parts.append(f"--- {path.name}:\n" + "\n".join(text))
+        return "\n".join(parts)
+
     def launch(self) -> LocalCluster:
         """Start the head's process and return at once (see :meth:`wait_ready`)."""
         args = [
@@ -222,12 +241,31 @@ class LocalCluster:
         return self
 
     def wait_ready(self, timeout: float = _RAY_START_TIMEOUT) -> LocalCluster:
-        """Wait until the head lists itself as an ALIVE node; stop it if it never does."""
-        try:
-            self.wait_for_nodes(1, timeout)
-        except BaseException:
-            self.stop()
-            raise
+        """Wait until the head lists itself as an ALIVE node; stop it if it never does.
+
+        When ``ray start`` itself fails (a port taken meanwhile, an overloaded machine),
+        the head is started once more with new ports.
+        """
+        for attempt in (1, 2):
+            try:
+                self.wait_for_nodes(1, timeout)
+                return self
+            except CastrayError as exc:
+                head = self.head
+                failed_itself = head is not None and not head.running
+                if head is not None:
+                    head.stop()
+                if attempt == 2 or not failed_itself:
+                    detail = self.logs_tail()
+                    self.stop()
+                    raise CastrayError(f"{exc}\n{detail}" if detail else str(exc)) from None
+                gcs_port, dashboard_port, self.client_port = free_ports(3)  # the caller's own ports stay
+                self.gcs_port = self.gcs_port if self._chosen["gcs"] else gcs_port
+                self.dashboard_port = self.dashboard_port if self._chosen["dashboard"] else dashboard_port
+                self.launch()
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def add_worker(self, timeout: float = _RAY_START_TIMEOUT) -> LocalNode:
