@@ -184,3 +184,18 @@ def test_a_broken_subscriber_does_not_stop_events(head, settings) -> None:
     unsubscribe()
     session.detach_all()
     assert "cluster_detached" not in seen
+
+
+def test_a_half_imported_ray_counts_as_no_local_runtime(monkeypatch, settings) -> None:
+    """Seen in CI: a discovery thread was still importing Ray when a refresh looked at
+    sys.modules['ray'], a module without is_initialized yet."""
+    import types
+
+    from castray_nb.core.connector import driver_address, leave_driver
+    from castray_nb.core.local import initialized_ray, local_runtime
+
+    monkeypatch.setitem(sys.modules, "ray", types.ModuleType("ray"))
+    assert initialized_ray() is None and local_runtime() is None
+    assert driver_address() is None and leave_driver() is False
+    session = Session(settings)
+    assert session.refresh() == [] and session.rows() == []

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 from .address import Address, cluster_key, is_this_machine, parse_address
 from .client import ClusterClient
 from .discovery import ClusterInfo, discover
 from .errors import ClusterUnreachable, DriverConflict, InvalidAddress
 from .gcs import read_gcs
+from .local import initialized_ray
 from .settings import Settings
 
 
@@ -90,8 +90,8 @@ def _resolve_dashboard(parsed: Address, settings: Settings) -> ClusterInfo:
 
 def driver_address() -> str | None:
     """The GCS address this process is a driver of, or None (never imports Ray)."""
-    ray = sys.modules.get("ray")
-    if ray is None or not ray.is_initialized():
+    ray = initialized_ray()
+    if ray is None:
         return None
     try:
         return str(ray.get_runtime_context().gcs_address)
@@ -125,8 +125,8 @@ def become_driver(target: str) -> None:
 
 def leave_driver() -> bool:
     """``ray.shutdown()`` if this process is a driver; returns whether it was."""
-    ray = sys.modules.get("ray")
-    if ray is None or not ray.is_initialized():
+    ray = initialized_ray()
+    if ray is None:
         return False
     ray.shutdown()
     return True

@@ -28,6 +28,22 @@ LOST_GCS_DONE = (
 )
 
 
+def initialized_ray() -> Any | None:
+    """The ``ray`` module if this process imported it and ``ray.init`` ran, else None.
+
+    Never imports Ray. A module another thread is still importing (a GCS read imports
+    Ray in the background) has no ``is_initialized`` yet: that counts as not initialized.
+    """
+    ray = sys.modules.get("ray")
+    is_initialized = getattr(ray, "is_initialized", None)
+    if not callable(is_initialized):
+        return None
+    try:
+        return ray if is_initialized() else None
+    except Exception:  # a half-initialised module may fail in other ways too
+        return None
+
+
 def local_runtime(probe_timeout: float = 0.5) -> LocalRuntime | None:
     """This process's Ray runtime, or None. Never imports or starts Ray itself.
 
@@ -35,8 +51,8 @@ def local_runtime(probe_timeout: float = 0.5) -> LocalRuntime | None:
     (``ray.nodes()`` would block, and Ray then ends the process); it returns the runtime
     with ``reachable=False`` and no nodes.
     """
-    ray = sys.modules.get("ray")
-    if ray is None or not ray.is_initialized():
+    ray = initialized_ray()
+    if ray is None:
         return None
     try:
         gcs_address = ray.get_runtime_context().gcs_address
