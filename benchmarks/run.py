@@ -118,13 +118,12 @@ def in_process_figures(table: Table, settings: Settings, a: LocalCluster, n: int
 
     warm = timed_call(lambda: discover(settings), max(20, n))
     state_api = timed_call(lambda: list_nodes(address=str(a.dashboard_url)), max(20, n))
-    table.add(
-        "discover() warm, 2 live clusters", warm, "ray.util.state.list_nodes(A), warm", state_api, "target <= 50 ms"
-    )
+    # list_nodes reads one address given to it; discover() finds every cluster: no alternative finds them.
+    table.add("discover() warm, 2 live clusters", warm, "(nothing else discovers)", None, "target <= 50 ms")
     by_dashboard = timed_call(lambda: ClusterClient(None, a.dashboard_url, settings).read(cluster="a"), max(20, n))
     by_gcs = timed_call(lambda: ClusterClient(a.gcs_address, None, settings).read(cluster="a"), max(20, n))
     table.add("read one cluster's nodes: dashboard path", by_dashboard, "ray.util.state.list_nodes(A), warm", state_api)
-    table.add("read one cluster's nodes: GCS path", by_gcs, "", None)
+    table.add("read one cluster's nodes: GCS path", by_gcs, "ray.util.state.list_nodes(A), warm", state_api)
 
 
 def synthetic_rows(count: int, cluster: str) -> list:
