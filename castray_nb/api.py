@@ -88,7 +88,19 @@ def _driver_state(s: Session, url: str) -> ClusterState:
         sources=("address",),
     )
     alive = sum(r.state == "ALIVE" for r in rows)
-    return ClusterState(info.name, info, True, info.name, "driver", None, None, None, None, len(rows), alive)
+    return ClusterState(
+        name=info.name,
+        info=info,
+        reachable=True,
+        session_name=info.name,
+        via="driver",
+        last_refresh=None,
+        last_ok=None,
+        read_s=None,
+        error=None,
+        num_nodes=len(rows),
+        alive_nodes=alive,
+    )
 
 
 def disconnect(name: str | None = None, *, all: bool = False, driver: bool = False) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import castray_nb.testing
 from castray_nb.core.nodes import (
     COLUMNS,
     DEAD,
@@ -20,7 +21,7 @@ from castray_nb.core.nodes import (
     usage_by_node,
 )
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(castray_nb.testing.__file__).parent / "captured"  # made by tests/data/capture.py
 NOW = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
 CONTRACT = ["cluster", "source", "node_id", "node_ip", "is_head", "state", "CPU", "GPU",
             "memory_bytes", "object_store_bytes", "last_seen"]  # fmt: skip
@@ -33,9 +34,8 @@ def load(name: str) -> dict:
 def records():
     raw, total = state_api_nodes(load("nodes_detail.json"))
     usage = usage_by_node(load("cluster_status.json"))
-    return [
-        node_from_state(r, cluster="c", source="external", seen=NOW).with_usage(usage.get(r["node_id"])) for r in raw
-    ], total
+    rows = [node_from_state(r, cluster="c", source="external", seen=NOW, usage=usage.get(r["node_id"])) for r in raw]
+    return rows, total
 
 
 def test_state_api_nodes_reads_a_head_and_a_dead_worker() -> None:

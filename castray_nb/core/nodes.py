@@ -50,17 +50,6 @@ class NodeRecord:
     labels: Mapping[str, str] = field(default_factory=dict)
     dashboard_url: str | None = None
 
-    def with_usage(self, usage: Usage | None) -> NodeRecord:
-        if usage is None:
-            return self
-        return replace(
-            self,
-            CPU_used=usage.CPU,
-            GPU_used=usage.GPU,
-            memory_used_bytes=usage.memory_bytes,
-            object_store_used_bytes=usage.object_store_bytes,
-        )
-
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(NodeRecord))
 _NO_USAGE = Usage()

@@ -1,7 +1,8 @@
 """Capture the dashboard replies the parsers read, from a real throwaway cluster.
 
 Run: python tests/data/capture.py  (starts a head and a worker, stops the worker so
-one node is DEAD, saves the replies next to this file, stops everything).
+one node is DEAD, saves the replies in castray_nb/testing/captured/, where the parser
+tests and the replay dashboard read them, and stops everything).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from castray_nb.core.http import get_json
 from castray_nb.launch import LocalCluster
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parents[2] / "castray_nb" / "testing" / "captured"
 
 
 def main() -> None:
