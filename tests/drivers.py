@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,3 +72,4 @@ class OtherDriver:
         except ProcessLookupError:
             pass
         time.sleep(0.2)
+        shutil.rmtree(self.home, ignore_errors=True)
