@@ -19,6 +19,7 @@ from typing import Any
 from .core.errors import (
     AuthRequired,
     CastrayError,
+    ClusterTimeout,
     ClusterUnreachable,
     DriverConflict,
     InvalidAddress,
@@ -48,6 +49,7 @@ _WHERE = {
 __all__ = [
     "AuthRequired",
     "CastrayError",
+    "ClusterTimeout",
     "ClusterUnreachable",
     "DriverConflict",
     "InvalidAddress",
@@ -74,3 +76,8 @@ def load_ipython_extension(ipython: Any) -> None:
     from .magics import load_ipython_extension as _load
 
     _load(ipython)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The Jupyter Server extension (REST API and event WebSocket): see castray_nb.server."""
+    return [{"module": "castray_nb.server"}]

@@ -44,6 +44,7 @@ def discover(*, connect: bool = False) -> list[ClusterInfo]:
     """
     s = session()
     found = _discover(s.settings)
+    s.note_discovered(found)
     if connect:
         for info in found:
             s.attach(info, refresh=False)

@@ -153,10 +153,10 @@ def _demo(args: argparse.Namespace, settings: Any) -> int:
 
 
 def _print_nodes(rows: Sequence[Any], as_json: bool) -> None:
-    from .core.nodes import COLUMNS
+    from .core.nodes import row_to_json
 
     if as_json:
-        print(json.dumps([{c: _jsonable(getattr(r, c)) for c in COLUMNS} for r in rows], indent=2))
+        print(json.dumps([row_to_json(r) for r in rows], indent=2))
         return
     if not rows:
         print("No nodes.")
@@ -168,14 +168,6 @@ def _print_nodes(rows: Sequence[Any], as_json: bool) -> None:
         for r in rows
     ]  # fmt: skip
     print(_table(("CLUSTER", "SOURCE", "NODE", "IP", "HEAD", "STATE", "CPU", "GPU", "MEM GiB", "STORE GiB"), table))
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return dict(value)
-    return value
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -20,6 +20,9 @@ from castray_nb.core.errors import InvalidAddress
         ("https://ray.example/", "dashboard", "ray.example", 443),
         ("ray://10.0.0.5:10001", "client", "10.0.0.5", 10001),
         ("auto", "auto", "", 0),
+        ("127.0.0.1", "host", "127.0.0.1", 0),  # a host alone: Ray's default ports are tried
+        ("MyHead", "host", "myhead", 0),
+        ("[::1]", "host", "::1", 0),
         ("session_2026-11-28_00-18-10_291540_2353", "session", "", 0),
     ],
 )
@@ -37,7 +40,8 @@ def test_dashboard_url_keeps_a_proxy_path_and_drops_the_trailing_slash() -> None
     [
         ("", "empty"),
         ("   ", "empty"),
-        ("127.0.0.1", "no port"),
+        ("0.0.0.0", "wildcard"),
+        ("::", "IPv6"),
         ("127.0.0.1:", "not a number"),
         ("127.0.0.1:abc", "not a number"),
         ("127.0.0.1:0", "out of range"),
@@ -90,9 +94,11 @@ def test_nothing_but_invalid_address_escapes(text: str) -> None:
     except InvalidAddress as exc:
         assert "\n" not in str(exc)
         return
-    assert address.kind in {"gcs", "dashboard", "client", "session", "auto"}
+    assert address.kind in {"gcs", "dashboard", "client", "session", "auto", "host"}
     if address.kind in {"gcs", "dashboard", "client"}:
         assert 0 < address.port < 65536 and address.host
+    if address.kind == "host":
+        assert address.port == 0 and address.host and address.host not in ("0.0.0.0", "::")
 
 
 @settings(max_examples=300, deadline=None)

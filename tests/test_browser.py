@@ -7,22 +7,15 @@ Connect and Discover controls work. Screenshots land in test-artifacts/browser/.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from castray_nb.launch import LocalCluster, free_ports
+from castray_nb.launch import LocalCluster
 from tests.conftest import HOME
+from tests.jupyter import jupyter_server
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
@@ -43,39 +36,9 @@ def _needs() -> None:
 def lab() -> Iterator[dict[str, str]]:
     """JupyterLab 4 on 127.0.0.1 with a token, in a temporary directory of its own."""
     _needs()
-    root = Path(tempfile.mkdtemp(prefix="castray-lab-"))
-    (port,) = free_ports(1)
-    token = os.urandom(16).hex()
-    env = {**os.environ, "HOME": HOME, "JUPYTER_CONFIG_DIR": str(root / "config"),
-           "JUPYTER_RUNTIME_DIR": str(root / "runtime"), "JUPYTER_DATA_DIR": str(root / "data")}  # fmt: skip
-    env.pop("JUPYTER_PATH", None)
-    args = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
-            f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]  # fmt: skip
-    log = open(root / "lab.log", "wb")
-    server = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError(f"JupyterLab did not start:\n{(root / 'lab.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield {"url": url, "token": token, "root": str(root)}
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # it shuts its kernels down
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
-        shutil.rmtree(root, ignore_errors=True)
+    args = ("--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate")
+    with jupyter_server("jupyterlab", env={"HOME": HOME}, args=args) as server:
+        yield {"url": server.url, "token": server.token, "root": str(server.root)}
 
 
 @pytest.fixture(scope="module")

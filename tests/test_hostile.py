@@ -49,7 +49,8 @@ def hostile_servers() -> Iterator[dict[str, int]]:
 BAD_ADDRESSES = {
     "empty": "",
     "blank": "   ",
-    "no port": "127.0.0.1",
+    "empty port": "127.0.0.1:",
+    "wildcard host alone": "0.0.0.0",
     "malformed": "127.0.0.1::6379",
     "port out of range": "127.0.0.1:65536",
     "negative port": "127.0.0.1:-5",

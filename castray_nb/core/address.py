@@ -12,7 +12,10 @@ from urllib.parse import urlsplit
 
 from .errors import InvalidAddress
 
-AddressKind = Literal["gcs", "dashboard", "client", "session", "auto"]
+AddressKind = Literal["gcs", "dashboard", "client", "session", "auto", "host"]
+
+# What a host given alone is tried on: Ray's default ports.
+DEFAULT_PORTS: tuple[tuple[str, int], ...] = (("GCS", 6379), ("dashboard", 8265), ("Ray Client", 10001))
 
 MAX_ADDRESS_LENGTH = 512
 SESSION_NAME = re.compile(r"^session_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_\d+_\d+$")
@@ -25,7 +28,8 @@ _SCHEMES: dict[str, AddressKind] = {"http": "dashboard", "https": "dashboard", "
 
 @dataclass(frozen=True)
 class Address:
-    """A parsed address. ``host``/``port`` are empty for ``session`` and ``auto``."""
+    """A parsed address. ``host``/``port`` are empty for ``session`` and ``auto``; a
+    ``host`` address (a host given alone) has ``port`` 0 and is tried on :data:`DEFAULT_PORTS`."""
 
     kind: AddressKind
     text: str
@@ -68,6 +72,8 @@ def parse_address(text: object) -> Address:
     if "://" in stripped:
         return _parse_url(text, stripped)
     host, port = _split_hostport(text, stripped)
+    if not port:
+        return Address("host", host, host)
     return Address("gcs", join_hostport(host, port), host, port)
 
 
@@ -100,20 +106,24 @@ def _parse_url(original: str, text: str) -> Address:
 
 
 def _split_hostport(original: str, text: str) -> tuple[str, int]:
+    """``host:port``, or ``host`` alone (port 0)."""
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
-        if not sep or not rest.startswith(":"):
-            raise InvalidAddress(original, "IPv6 addresses are written [addr]:port")
+        if not sep or (rest and not rest.startswith(":")):
+            raise InvalidAddress(original, "IPv6 addresses are written [addr]:port or [addr]")
         if ":" not in host:
             raise InvalidAddress(original, "not a valid host name: brackets hold IPv6 addresses only")
-        port_text = rest[1:]
+        port_text = rest[1:] if rest else None
     else:
         if text.count(":") > 1:
-            raise InvalidAddress(original, "IPv6 addresses are written [addr]:port")
-        host, sep, port_text = text.partition(":")
-        if not sep:
-            raise InvalidAddress(original, "no port")
+            raise InvalidAddress(original, "IPv6 addresses are written [addr]:port or [addr]")
+        host, sep, port_text_ = text.partition(":")
+        port_text = port_text_ if sep else None
     host = _check_host(original, host)
+    if port_text is None:
+        if host in ("0.0.0.0", "::"):
+            raise InvalidAddress(original, "a wildcard address names no host to connect to")
+        return host, 0
     return host, _check_port(original, port_text)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import dataclasses
 import logging
+import socket
 
-from .address import Address, cluster_key, is_this_machine, parse_address
+from .address import DEFAULT_PORTS, Address, cluster_key, is_this_machine, join_hostport, parse_address
 from .client import ClusterClient
 from .discovery import ClusterInfo, discover
-from .errors import ClusterUnreachable, DriverConflict, InvalidAddress
+from .errors import AuthRequired, CastrayError, ClusterUnreachable, DriverConflict, InvalidAddress
 from .gcs import read_gcs
 from .local import initialized_ray
 from .settings import Settings
@@ -34,9 +37,86 @@ def resolve(address: str | Address, settings: Settings, *, allow_many: bool = Fa
             if info.name == parsed.text:
                 return [info]
         raise ClusterUnreachable(f"no live cluster on this machine has session name {parsed.text}")
+    if not settings.remote and not is_this_machine(parsed.host):
+        raise InvalidAddress(
+            parsed.text, "not on this machine, and remote addresses are off (CASTRAY_REMOTE)", refused=True
+        )
+    if parsed.kind == "host":
+        return [_resolve_host(parsed, settings)]
     if parsed.kind == "gcs":
         return [_resolve_gcs(parsed, settings)]
     return [_resolve_dashboard(parsed, settings)]
+
+
+def _resolve_host(parsed: Address, settings: Settings) -> ClusterInfo:
+    """A host given alone: try Ray's default ports at once, verify what answers, attach it.
+
+    The GCS (6379) and the dashboard (8265) are read; the Ray Client port (10001) serves
+    only drivers, so it is reported, never read. When GCS and dashboard both answer but
+    belong to different clusters, the GCS's cluster wins and the note says so.
+    """
+    host = parsed.host
+    (gcs_name, gcs_port), (dash_name, dash_port), (client_name, client_port) = DEFAULT_PORTS
+
+    def gcs() -> ClusterInfo:
+        hostport = join_hostport(host, gcs_port)
+        return _resolve_gcs(Address("gcs", hostport, host, gcs_port), settings)
+
+    def dashboard() -> ClusterInfo:
+        hostport = join_hostport(host, dash_port)
+        return _resolve_dashboard(Address("dashboard", f"http://{hostport}", host, dash_port, "http"), settings)
+
+    def opened(port: int) -> str | None:
+        return _tcp_failure(host, port, settings.probe_timeout)
+
+    tried: dict[str, str] = {}
+    found: dict[str, ClusterInfo] = {}
+    with concurrent.futures.ThreadPoolExecutor(3, thread_name_prefix="castray-host") as pool:
+        closed = dict(zip(DEFAULT_PORTS, pool.map(opened, (p for _, p in DEFAULT_PORTS)), strict=True))
+        checks = {
+            label: pool.submit(check)
+            for label, check in (((gcs_name, gcs_port), gcs), ((dash_name, dash_port), dashboard))
+            if closed[label] is None
+        }
+        for (name, port), failure in closed.items():
+            if failure is not None:
+                tried[f"{name} {port}"] = failure
+        for (name, port), future in checks.items():
+            try:
+                found[name] = future.result()
+            except AuthRequired:
+                raise
+            except CastrayError as exc:
+                tried[f"{name} {port}"] = str(exc)
+    if closed[(client_name, client_port)] is None:
+        tried[f"{client_name} {client_port}"] = "accepts connections (serves drivers only: ray:// with driver=True)"
+    by_gcs, by_dashboard = found.get(gcs_name), found.get(dash_name)
+    if by_gcs and by_dashboard and by_dashboard.name != by_gcs.name:
+        note = f"the dashboard at port {dash_port} belongs to another cluster ({by_dashboard.name})"
+        return dataclasses.replace(by_gcs, note=note)
+    if by_gcs:
+        if by_dashboard and not by_gcs.dashboard_url:
+            return dataclasses.replace(by_gcs, dashboard_url=by_dashboard.dashboard_url)
+        return by_gcs
+    if by_dashboard:
+        return by_dashboard
+    what = "; ".join(f"{label}: {why}" for label, why in tried.items())
+    raise ClusterUnreachable(f"nothing at {host} answers as Ray on its default ports ({what})")
+
+
+def _tcp_failure(host: str, port: int, timeout: float) -> str | None:
+    """None when ``host:port`` accepts TCP connections, else why not, in a few words."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except socket.gaierror:
+        return "unknown host"
+    except TimeoutError:
+        return f"no answer within {timeout:g} s"
+    except ConnectionRefusedError:
+        return "connection refused"
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
 
 
 def _resolve_gcs(parsed: Address, settings: Settings) -> ClusterInfo:

@@ -11,18 +11,25 @@ class InvalidAddress(CastrayError, ValueError):
     """The text given as a cluster address is not one this package understands."""
 
     EXPECTED = (
-        "expected host:port (GCS), http(s)://host:port (dashboard), ray://host:port "
-        "(driver only), a discovered session name, or 'auto'"
+        "expected host:port (GCS), http(s)://host:port (dashboard), a host alone (tries Ray's "
+        "default ports), ray://host:port (driver only), a discovered session name, or 'auto'"
     )
 
-    def __init__(self, address: object, reason: str = "") -> None:
+    def __init__(self, address: object, reason: str = "", *, refused: bool = False) -> None:
         shown = _shorten(repr(address))
+        if refused:  # a well-formed address that the settings do not allow
+            super().__init__(f"address {shown} refused: {reason}")
+            return
         why = f" ({reason})" if reason else ""
         super().__init__(f"invalid address {shown}{why}: {self.EXPECTED}")
 
 
 class ClusterUnreachable(CastrayError, ConnectionError):
     """Nothing that speaks Ray answered at the address within the timeout."""
+
+
+class ClusterTimeout(ClusterUnreachable, TimeoutError):
+    """Something accepted the connection but did not answer within the timeout."""
 
 
 class AuthRequired(CastrayError, PermissionError):

@@ -15,7 +15,7 @@ from typing import Any
 
 from .address import probe_host, split_hostport
 from .auth import TOKEN_SOURCES, find_token
-from .errors import AuthRequired, ClusterUnreachable
+from .errors import AuthRequired, ClusterTimeout, ClusterUnreachable
 
 _token_mode_lock = threading.Lock()
 
@@ -60,7 +60,7 @@ def read_gcs(address: str, timeout: float, *, with_nodes: bool = True) -> GcsRea
     try:
         return future.result(timeout=timeout + 0.5)
     except concurrent.futures.TimeoutError:
-        raise ClusterUnreachable(f"{address} accepts connections but no GCS answered within {timeout:g} s") from None
+        raise ClusterTimeout(f"{address} accepts connections but no GCS answered within {timeout:g} s") from None
 
 
 def _read(address: str, timeout: float, with_nodes: bool) -> GcsReading:

@@ -16,7 +16,7 @@ import urllib.request
 from typing import Any
 
 from .auth import TOKEN_SOURCES, Token, find_token
-from .errors import AuthRequired, ClusterUnreachable
+from .errors import AuthRequired, ClusterTimeout, ClusterUnreachable
 
 MAX_REPLY_BYTES = 256 * 1024 * 1024
 
@@ -47,8 +47,10 @@ def get_json(url: str, timeout: float, *, send_token: bool = True, token: Token 
         status, body = exc.code, b""
         exc.close()
     except TimeoutError:
-        raise ClusterUnreachable(f"{_base(url)} did not answer within {timeout:g} s") from None
+        raise ClusterTimeout(f"{_base(url)} did not answer within {timeout:g} s") from None
     except urllib.error.URLError as exc:
+        if isinstance(exc.reason, TimeoutError):
+            raise ClusterTimeout(f"{_base(url)} did not answer within {timeout:g} s") from None
         raise ClusterUnreachable(f"{_base(url)} is unreachable ({_reason(exc.reason)})") from None
     except (OSError, http.client.HTTPException, ValueError) as exc:
         raise ClusterUnreachable(f"{_base(url)} does not speak HTTP ({_reason(exc)})") from None

@@ -157,6 +157,19 @@ def mark_unreachable(rows: Iterable[NodeRecord]) -> list[NodeRecord]:
     return [replace(r, state=UNREACHABLE) if r.state != DEAD or r.is_head else r for r in rows]
 
 
+def row_to_json(row: NodeRecord) -> dict[str, Any]:
+    """One row as JSON-ready values, every column of :data:`COLUMNS` (times in ISO 8601)."""
+    return {column: _jsonable(getattr(row, column)) for column in COLUMNS}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
 def to_dataframe(rows: Sequence[NodeRecord]) -> pd.DataFrame:
     """The node table: one row per node, columns in :data:`COLUMNS` order."""
     import pandas as pd

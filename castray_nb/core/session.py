@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EVENT_KINDS = (
+    "cluster_discovered",
     "cluster_attached",
     "cluster_detached",
     "cluster_unreachable",
@@ -44,6 +45,15 @@ class Event:
     node_id: str | None = None
     detail: str = ""
     time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "cluster": self.cluster,
+            "node_id": self.node_id,
+            "detail": self.detail,
+            "time": self.time.isoformat(),
+        }
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,27 @@ class ClusterState:
     @property
     def dashboard_url(self) -> str | None:
         return self.info.dashboard_url
+
+    def to_json(self) -> dict[str, object]:
+        def when(value: dt.datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "name": self.name,
+            "gcs_address": self.info.gcs_address,
+            "dashboard_url": self.info.dashboard_url,
+            "ray_version": self.info.ray_version,
+            "reachable": self.reachable,
+            "session_name": self.session_name,
+            "via": self.via,
+            "last_refresh": when(self.last_refresh),
+            "last_ok": when(self.last_ok),
+            "read_s": self.read_s,
+            "error": self.error,
+            "num_nodes": self.num_nodes,
+            "alive_nodes": self.alive_nodes,
+            "warnings": list(self.warnings),
+        }
 
 
 @dataclass
@@ -123,6 +154,7 @@ class Session:
         self._watches: list[Watch] = []
         self._watch_wakeup = threading.Event()
         self._watch_thread: threading.Thread | None = None
+        self._seen: set[tuple[str, int] | str] = set()
 
     # --- attachments -------------------------------------------------------------
 
@@ -170,6 +202,18 @@ class Session:
 
     def _names_text(self) -> str:
         return ", ".join(self._attached) or "none"
+
+    def note_discovered(self, found: Sequence[ClusterInfo]) -> list[Event]:
+        """Tell subscribers about clusters that a discovery found for the first time."""
+        events = []
+        with self._lock:
+            for info in found:
+                key = cluster_key(info.gcs_address) if info.gcs_address else info.name
+                if key not in self._seen:
+                    self._seen.add(key)
+                    events.append(Event("cluster_discovered", info.name, detail=info.gcs_address or ""))
+        self._emit(events)
+        return events
 
     # --- reading -----------------------------------------------------------------
 

@@ -13,6 +13,7 @@ key (config file)         environment variable        meaning
 ``attach``                CASTRAY_ATTACH               addresses to attach on start (comma-separated)
 ``sources``               CASTRAY_SOURCES              discovery sources to use (comma-separated)
 ``node_limit``            CASTRAY_NODE_LIMIT           most nodes asked of one cluster per read
+``remote``                CASTRAY_REMOTE               false: refuse addresses not on this machine
 ========================  ==========================  =========================================
 
 The file is ``$CASTRAY_CONFIG`` or ``~/.config/castray_nb/config.json``; unknown keys
@@ -42,6 +43,7 @@ class Settings:
     attach: tuple[str, ...] = ()
     sources: tuple[str, ...] | None = None
     node_limit: int = 10_000
+    remote: bool = True
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -49,7 +51,8 @@ class Settings:
 
 _FLOATS = ("probe_timeout", "http_timeout", "gcs_timeout", "refresh_interval")
 _LISTS = {"temp_dirs": os.pathsep, "attach": ",", "sources": ","}
-_ENV = {name: "CASTRAY_" + name.upper() for name in (*_FLOATS, *_LISTS, "node_limit")}
+_ENV = {name: "CASTRAY_" + name.upper() for name in (*_FLOATS, *_LISTS, "node_limit", "remote")}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -90,6 +93,13 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
             if not 0 < value <= 3600:
                 raise ValueError("must be between 0 and 3600 seconds")
             return value
+        if key == "remote":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text not in _TRUE + _FALSE:
+                raise ValueError("must be true or false")
+            return text in _TRUE
         if key == "node_limit":
             number = int(raw)
             if number < 1:

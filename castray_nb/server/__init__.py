@@ -1,0 +1,37 @@
+"""The Jupyter Server extension: castray_nb's session over HTTP, and its events over a WebSocket.
+
+Enabled on install (``etc/jupyter/jupyter_server_config.d/castray_nb.json``); check with
+``jupyter server extension list``. Every route sits under the server's base URL, behind
+Jupyter's own authentication and XSRF checks:
+
+=======  ======================================  ==================================================
+method   path                                    what
+=======  ======================================  ==================================================
+POST     /castray/api/cluster/discover-external  discover (``{"attach": true}`` also attaches them)
+GET      /castray/api/cluster/external-info      attached clusters and their state
+POST     /castray/api/cluster/connect-external   ``{"cluster_address": "...", "name": "..."}``
+DELETE   /castray/api/cluster/disconnect-external ``?name=NAME`` or ``?all=true``
+GET      /castray/api/nodes                      merged node rows (``?alive=true&refresh=false``)
+GET      /castray/api/nodes/external             external node rows only
+GET      /castray/api/events                     WebSocket: the session's change events
+GET      /castray/api/openapi.json               the OpenAPI document of all of the above
+=======  ======================================  ==================================================
+
+The server process keeps one session (:func:`castray_nb.api.session`); it is not a Ray
+driver, so its table has external rows only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    from .handlers import setup_handlers
+
+    setup_handlers(serverapp.web_app)
+    serverapp.log.info("castray_nb: REST API and event WebSocket under %scastray/api/", serverapp.base_url)
+
+
+# The names older jupyter_server/notebook versions look for.
+load_jupyter_server_extension = _load_jupyter_server_extension

@@ -1,0 +1,311 @@
+"""Tornado handlers of the Jupyter Server extension: thin, over the same core as every front end."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import threading
+from collections.abc import Callable
+from importlib import resources
+from typing import Any, TypeVar
+
+from jupyter_server.auth.decorator import authorized, ws_authenticated
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.utils import url_path_join
+from tornado import web, websocket
+from tornado.ioloop import IOLoop
+
+from .. import api
+from ..core.errors import (
+    AuthRequired,
+    CastrayError,
+    ClusterTimeout,
+    ClusterUnreachable,
+    ConfigError,
+    InvalidAddress,
+    UnknownCluster,
+)
+from ..core.nodes import COLUMNS, row_to_json
+from ..core.session import Event
+
+AUTH_RESOURCE = "castray"
+PREFIX = "castray/api"
+
+T = TypeVar("T")
+
+# Core calls block (network reads with their own timeouts); they run here, never on the
+# server's event loop. Four workers: a stuck cluster cannot take the whole server down.
+_POOL = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="castray-server")
+
+# (exception type, HTTP status, error code): first match wins.
+_ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
+    (InvalidAddress, 400, "invalid_address"),
+    (UnknownCluster, 404, "unknown_cluster"),
+    (ClusterTimeout, 504, "timeout"),
+    (AuthRequired, 502, "cluster_auth_required"),
+    (ClusterUnreachable, 502, "cluster_unreachable"),
+    (ConfigError, 500, "config_error"),
+    (CastrayError, 409, "conflict"),
+)
+
+
+class ApiError(web.HTTPError):
+    """An error answered as ``{"error": code, "message": text}``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(status, "%s", message)
+        self.code = code
+        self.message = message
+
+
+def _deadline() -> float:
+    """The longest a request may take: a GCS read plus a dashboard read, with room."""
+    settings = api.session().settings
+    return settings.gcs_timeout + 3 * settings.http_timeout + 5.0
+
+
+async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    loop = asyncio.get_running_loop()
+    try:
+        return await asyncio.wait_for(loop.run_in_executor(_POOL, lambda: fn(*args, **kwargs)), _deadline())
+    except asyncio.TimeoutError:
+        raise ApiError(504, "timeout", f"no answer within {_deadline():g} s") from None
+    except Exception as exc:
+        for kind, status, code in _ERRORS:
+            if isinstance(exc, kind):
+                raise ApiError(status, code, str(exc)) from None
+        raise
+
+
+class _JsonErrors:
+    """Errors as ``{"error": code, "message": line}``, also Jupyter's own 403s."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        handler: Any = self
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            code, message = exc.code, exc.message
+        elif isinstance(exc, web.HTTPError):
+            code, message = _CODES.get(status_code, "error"), exc.log_message or handler._reason
+        else:
+            code, message = "internal_error", "unexpected server error (see the server log)"
+        handler.set_header("Content-Type", "application/json")
+        handler.finish(json.dumps({"error": code, "message": message}))
+
+
+class _Base(_JsonErrors, APIHandler):
+    auth_resource = AUTH_RESOURCE
+
+    def reply(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+    def body(self, allowed: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
+        """The JSON object body (empty allowed), with known keys of the right types only."""
+        raw = self.request.body.strip()
+        if not raw:
+            return {}
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError(400, "bad_request", "the body is not JSON") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, "bad_request", "the body must be a JSON object")
+        unknown = sorted(set(data) - set(allowed))
+        if unknown:
+            raise ApiError(400, "bad_request", f"unknown field(s): {', '.join(unknown)}")
+        for key, kind in allowed.items():
+            if key in data and data[key] is not None and not isinstance(data[key], kind):
+                raise ApiError(400, "bad_request", f"{key!r} has the wrong type")
+        return data
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.get_query_argument(name, None)
+        if raw is None:
+            return default
+        value = raw.strip().lower()
+        if value in ("true", "1", "yes"):
+            return True
+        if value in ("false", "0", "no"):
+            return False
+        raise ApiError(400, "bad_request", f"query argument {name!r} must be true or false")
+
+
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+
+
+class DiscoverHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.body({"attach": bool})
+        attach = bool(body.get("attach"))
+        session = await _call(api.session)
+        started = asyncio.get_running_loop().time()
+        found = await _call(api.discover, connect=attach)
+        elapsed = asyncio.get_running_loop().time() - started
+        attached = [c.name for c in session.clusters()] if attach else []
+        self.reply({"clusters": [c.to_json() for c in found], "attached": attached, "elapsed_s": round(elapsed, 4)})
+
+
+class ExternalInfoHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        session = await _call(api.session)
+        self.reply({"clusters": [c.to_json() for c in session.clusters()]})
+
+
+class NodesHandler(_Base):
+    source: str | None = None
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        alive = self.flag("alive", False)
+        refresh = self.flag("refresh", True)
+        session = await _call(api.session)
+        if refresh:
+            await _call(session.refresh)
+        rows = session.rows(source=self.source, alive_only=alive)
+        self.reply({"columns": list(COLUMNS), "nodes": [row_to_json(r) for r in rows]})
+
+
+class ExternalNodesHandler(NodesHandler):
+    source = "external"
+
+
+class ConnectHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.body({"cluster_address": str, "name": str})
+        address = body.get("cluster_address")
+        if not isinstance(address, str):
+            raise ApiError(400, "bad_request", 'the body must be {"cluster_address": "..."}')
+        name = body.get("name")
+        state = await _call(api.connect, address, name=name)
+        self.reply({"cluster": state.to_json()})
+
+
+class DisconnectHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def delete(self) -> None:
+        name = self.get_query_argument("name", None)
+        everything = self.flag("all", False)
+        if (name is None) == (not everything):
+            raise ApiError(400, "bad_request", "give either ?name=NAME or ?all=true")
+        gone = await _call(api.disconnect, name, all=everything)
+        self.reply({"detached": gone})
+
+
+class OpenApiHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(openapi_text())
+
+
+def openapi_text() -> str:
+    return resources.files(__package__).joinpath("openapi.json").read_text(encoding="utf-8")
+
+
+class EventsHandler(_JsonErrors, JupyterHandler, websocket.WebSocketHandler):
+    """``GET /castray/api/events``: a ``hello`` with the attached clusters, then one
+    message per change. While any socket is open the session refreshes in the background
+    (``?interval=SECONDS``, default the ``refresh_interval`` setting)."""
+
+    auth_resource = AUTH_RESOURCE
+
+    def initialize(self) -> None:
+        self._unsubscribe: Callable[[], None] | None = None
+        self._watch: Any = None
+        self._loop: IOLoop | None = None
+        self._closed = threading.Event()
+
+    async def pre_get(self) -> None:
+        authorized_ = self.authorizer.is_authorized(self, self.current_user, "read", AUTH_RESOURCE)
+        if asyncio.iscoroutine(authorized_):
+            authorized_ = await authorized_
+        if not authorized_:
+            raise web.HTTPError(403)
+
+    @ws_authenticated
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        await self.pre_get()
+        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+            self.set_status(400)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"error": "bad_request", "message": "this endpoint is a WebSocket"}))
+            return
+        interval = self.get_query_argument("interval", None)
+        try:
+            self._interval = float(interval) if interval is not None else None
+            if self._interval is not None and not 0.2 <= self._interval <= 3600:
+                raise ValueError
+        except ValueError:
+            self.set_status(400)
+            self.set_header("Content-Type", "application/json")
+            message = "'interval' must be a number of seconds between 0.2 and 3600"
+            self.finish(json.dumps({"error": "bad_request", "message": message}))
+            return
+        self._session = await _call(api.session)
+        result = super().get(*args, **kwargs)
+        if result is not None:
+            await result
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        self._loop = IOLoop.current()
+        self._unsubscribe = self._session.subscribe(self._from_any_thread)
+        self._watch = self._session.watch(self._interval)
+        hello = {"type": "hello", "clusters": [c.to_json() for c in self._session.clusters()]}
+        self.write_message(json.dumps(hello))
+
+    def _from_any_thread(self, event: Event) -> None:
+        if self._loop is not None and not self._closed.is_set():
+            self._loop.add_callback(self._send, event)
+
+    def _send(self, event: Event) -> None:
+        if self._closed.is_set():
+            return
+        try:
+            self.write_message(json.dumps({"type": "event", **event.to_json()}))
+        except websocket.WebSocketClosedError:
+            self.on_close()
+
+    def on_message(self, message: str | bytes) -> None:
+        pass  # the socket only speaks; whatever a client sends is ignored
+
+    def on_close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self._watch is not None:
+            self._watch.stop()
+
+
+def setup_handlers(web_app: Any) -> None:
+    base = web_app.settings["base_url"]
+
+    def route(path: str) -> str:
+        return url_path_join(base, PREFIX, path)
+
+    web_app.add_handlers(
+        ".*$",
+        [
+            (route("cluster/discover-external"), DiscoverHandler),
+            (route("cluster/external-info"), ExternalInfoHandler),
+            (route("cluster/connect-external"), ConnectHandler),
+            (route("cluster/disconnect-external"), DisconnectHandler),
+            (route("nodes"), NodesHandler),
+            (route("nodes/external"), ExternalNodesHandler),
+            (route("events"), EventsHandler),
+            (route("openapi.json"), OpenApiHandler),
+        ],
+    )
