@@ -11,7 +11,7 @@ from .core.connector import become_driver, driver_address, leave_driver, resolve
 from .core.discovery import ClusterInfo
 from .core.discovery import discover as _discover
 from .core.errors import CastrayError, InvalidAddress
-from .core.session import ClusterState, Session
+from .core.session import ClusterState, Session, checked_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,6 +62,8 @@ def connect(address: str = "auto", *, name: str | None = None, driver: bool = Fa
     """
     s = session()
     parsed = parse_address(address)
+    if name is not None:
+        name = checked_name(name)
     if parsed.kind == "client":
         if not driver:
             raise InvalidAddress(address, "ray:// addresses only serve a driver connection (driver=True)")

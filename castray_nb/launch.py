@@ -145,6 +145,7 @@ class LocalCluster:
         token: str | None = None,
         dashboard_port: int | None = None,
         gcs_port: int | None = None,
+        client_port: int | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="castray-cluster-"))
@@ -154,8 +155,13 @@ class LocalCluster:
         self.dashboard = dashboard
         self.num_cpus = num_cpus
         self.extra_env = dict(env or {})
-        picked_gcs_port, picked_dashboard_port, self.client_port = free_ports(3)
-        self._chosen = {"gcs": gcs_port is not None, "dashboard": dashboard_port is not None}
+        picked_gcs_port, picked_dashboard_port, picked_client_port = free_ports(3)
+        self.client_port = client_port or picked_client_port
+        self._chosen = {
+            "gcs": gcs_port is not None,
+            "dashboard": dashboard_port is not None,
+            "client": bool(client_port),
+        }
         self.gcs_port = gcs_port or picked_gcs_port
         self.dashboard_port = picked_dashboard_port if dashboard_port is None else dashboard_port
         self.host_ip = _host_ip()
@@ -259,7 +265,8 @@ class LocalCluster:
                     detail = self.logs_tail()
                     self.stop()
                     raise CastrayError(f"{exc}\n{detail}" if detail else str(exc)) from None
-                gcs_port, dashboard_port, self.client_port = free_ports(3)  # the caller's own ports stay
+                gcs_port, dashboard_port, client_port = free_ports(3)  # the caller's own ports stay
+                self.client_port = self.client_port if self._chosen["client"] else client_port
                 self.gcs_port = self.gcs_port if self._chosen["gcs"] else gcs_port
                 self.dashboard_port = self.dashboard_port if self._chosen["dashboard"] else dashboard_port
                 self.launch()

@@ -24,6 +24,10 @@ class InvalidAddress(CastrayError, ValueError):
         super().__init__(f"invalid address {shown}{why}: {self.EXPECTED}")
 
 
+class InvalidName(CastrayError, ValueError):
+    """A name to attach a cluster under that cannot be used."""
+
+
 class ClusterUnreachable(CastrayError, ConnectionError):
     """Nothing that speaks Ray answered at the address within the timeout."""
 

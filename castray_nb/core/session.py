@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .address import cluster_key
 from .client import ClusterClient
 from .discovery import ClusterInfo
-from .errors import CastrayError, UnknownCluster
+from .errors import CastrayError, InvalidName, UnknownCluster
 from .local import LOST_GCS_DONE, LOST_GCS_GRACE_S, local_runtime
 from .nodes import ALIVE, NodeRecord, mark_unreachable, to_dataframe
 from .settings import Settings, load_settings
@@ -160,9 +160,7 @@ class Session:
 
     def attach(self, info: ClusterInfo, name: str | None = None, *, refresh: bool = True) -> ClusterState:
         """Attach a verified cluster read-only. Re-attaching the same cluster is a no-op."""
-        name = (name or info.name).strip()
-        if not name or len(name) > 200 or any(not ch.isprintable() for ch in name):
-            raise CastrayError("a cluster name must be 1-200 printable characters")
+        name = checked_name(name or info.name)
         with self._lock:
             for existing in self._attached.values():
                 if _same_cluster(existing.info, info):
@@ -430,6 +428,14 @@ class Watch:
     def stop(self) -> None:
         self.active = False
         self.session._unwatch(self)
+
+
+def checked_name(name: str) -> str:
+    """A name to attach a cluster under, stripped; raises :class:`InvalidName`."""
+    name = name.strip() if isinstance(name, str) else ""
+    if not name or len(name) > 200 or any(not ch.isprintable() for ch in name):
+        raise InvalidName("a cluster name must be 1-200 printable characters")
+    return name
 
 
 def _same_cluster(a: ClusterInfo, b: ClusterInfo) -> bool:

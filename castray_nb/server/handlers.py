@@ -24,6 +24,7 @@ from ..core.errors import (
     ClusterUnreachable,
     ConfigError,
     InvalidAddress,
+    InvalidName,
     UnknownCluster,
 )
 from ..core.nodes import COLUMNS, row_to_json
@@ -41,6 +42,7 @@ _POOL = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="castray-ser
 # (exception type, HTTP status, error code): first match wins.
 _ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
     (InvalidAddress, 400, "invalid_address"),
+    (InvalidName, 400, "invalid_name"),
     (UnknownCluster, 404, "unknown_cluster"),
     (ClusterTimeout, 504, "timeout"),
     (AuthRequired, 502, "cluster_auth_required"),
@@ -90,8 +92,15 @@ class _JsonErrors:
             code, message = _CODES.get(status_code, "error"), exc.log_message or handler._reason
         else:
             code, message = "internal_error", "unexpected server error (see the server log)"
+        if status_code == 405:  # RFC 9110: say which methods would do
+            methods = [m for m in ("GET", "POST", "DELETE") if _defines(type(self), m.lower())]
+            handler.set_header("Allow", ", ".join(methods))
         handler.set_header("Content-Type", "application/json")
         handler.finish(json.dumps({"error": code, "message": message}))
+
+
+def _defines(cls: type, method: str) -> bool:
+    return getattr(cls, method, None) is not getattr(web.RequestHandler, method)
 
 
 class _Base(_JsonErrors, APIHandler):
@@ -117,7 +126,7 @@ class _Base(_JsonErrors, APIHandler):
         if unknown:
             raise ApiError(400, "bad_request", f"unknown field(s): {', '.join(unknown)}")
         for key, kind in allowed.items():
-            if key in data and data[key] is not None and not isinstance(data[key], kind):
+            if key in data and not isinstance(data[key], kind):
                 raise ApiError(400, "bad_request", f"{key!r} has the wrong type")
         return data
 
