@@ -33,6 +33,7 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _WHERE = {
+    "actors": "castray_nb.api",
     "clusters": "castray_nb.api",
     "connect": "castray_nb.api",
     "disconnect": "castray_nb.api",

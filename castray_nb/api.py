@@ -146,6 +146,28 @@ def nodes(*, source: str | None = None, alive_only: bool = False, refresh: bool 
     return s.nodes(source=source, alive_only=alive_only)
 
 
+def actors(*, cluster: str | None = None, state: str | None = None) -> pd.DataFrame:
+    """The actors of every attached cluster (or of one), named or not, as a DataFrame.
+
+    Columns: see :data:`~castray_nb.core.actors.ACTOR_COLUMNS` (cluster, actor_id,
+    class_name, name, state, node_id, pid, required_resources, ...). ``state`` keeps one
+    state (``ALIVE``, ``DEAD``, ...). Clusters that could not be read (no dashboard, not
+    answering) are listed with the reason in ``df.attrs["skipped"]``.
+
+    >>> castray_nb.actors(state="ALIVE")                  # doctest: +SKIP
+    """
+    from .core.actors import ACTOR_STATES, actors_to_dataframe
+
+    if state is not None:
+        state = state.upper()
+        if state not in ACTOR_STATES:
+            raise CastrayError(f"unknown actor state {state!r}; one of {', '.join(ACTOR_STATES)}")
+    found, skipped = session().actors(cluster=cluster, state=state)
+    frame = actors_to_dataframe(found)
+    frame.attrs["skipped"] = skipped
+    return frame
+
+
 def status() -> dict[str, Any]:
     """A short summary: driver connection, attached clusters, node counts."""
     s = session()

@@ -6,6 +6,7 @@
     %castray disconnect NAME | --all | --driver
     %castray clusters
     %castray nodes [--local | --external] [--alive]
+    %castray actors [--cluster NAME] [--state ALIVE]
     %castray panel [--interval SECONDS]
     %castray status
 
@@ -69,6 +70,10 @@ def build_parser() -> MagicArgumentParser:
     which.add_argument("--local", action="store_true", help="only the kernel's own Ray runtime")
     which.add_argument("--external", action="store_true", help="only attached clusters")
     nodes.add_argument("--alive", action="store_true", help="only ALIVE nodes")
+
+    actors = commands.add_parser("actors", add_help=True, help="the actors of attached clusters (a DataFrame)")
+    actors.add_argument("--cluster", help="only this attached cluster")
+    actors.add_argument("--state", help="only actors in this state (ALIVE, DEAD, PENDING_CREATION, ...)")
 
     panel = commands.add_parser("panel", add_help=True, help="the live panel")
     panel.add_argument("--interval", type=float, default=None, help="seconds between refreshes")
@@ -144,6 +149,15 @@ def _nodes(args: Any) -> Any:
     return _api().nodes(source=source, alive_only=args.alive)
 
 
+def _actors(args: Any) -> Any:
+    import sys
+
+    frame = _api().actors(cluster=args.cluster, state=args.state)
+    for name, why in frame.attrs.get("skipped", {}).items():
+        print(f"castray: no actors from {name}: {why}", file=sys.stderr)
+    return frame
+
+
 def _panel(args: Any) -> Any:
     from .widgets import panel
 
@@ -162,6 +176,7 @@ _COMMANDS = {
     "disconnect": _disconnect,
     "clusters": _clusters,
     "nodes": _nodes,
+    "actors": _actors,
     "panel": _panel,
     "status": _status,
 }

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .core.actors import ActorRecord
 from .core.connector import resolve
 from .core.discovery import discover
 from .core.errors import CastrayError
@@ -25,6 +26,7 @@ from .core.nodes import ALIVE, DEAD, NodeRecord
 from .core.session import ClusterState, Event, Session
 
 HIGHLIGHT_SECONDS = 3.0
+PICTURE_USAGE_EVERY = 10.0  # usage alone redraws the picture at most this often; states redraw it at once
 PAGE_SIZE = 200  # rows drawn at once: a 10,000-node cluster stays a small page to send
 _STATE_COLOURS = {ALIVE: "#1a7f37", DEAD: "#8c959f", "UNREACHABLE": "#cf222e"}
 _GIB = 1024**3
@@ -60,8 +62,15 @@ class Panel:
         self.page = 0
         self.found = w.HTML()
         self.status = w.HTML()
+        self.picture = w.HTML()
         self.table = w.HTML()
+        self.actor_choice = w.Dropdown(options=[(_NO_NODE, "")], value="", layout={"width": "36em"})
+        self.actor_list = w.HTML()
         self.messages = w.HTML()
+        self._drawn: tuple[Any, ...] | None = None  # signature of the picture on show
+        self._drawn_structure: tuple[Any, ...] | None = None
+        self._drawn_at = 0.0
+        self._draw_lock = threading.Lock()
         toolbar = w.HBox(
             [
                 self.discover_button,
@@ -75,7 +84,19 @@ class Panel:
             layout={"flex_flow": "row wrap"},
         )
         pager = w.HBox([self.state_filter, self.text_filter, self.prev_button, self.page_label, self.next_button])
-        self.widget = w.VBox([toolbar, self.found, self.status, pager, self.table, self.messages])
+        self.widget = w.VBox(
+            [
+                toolbar,
+                self.found,
+                self.status,
+                self.picture,
+                pager,
+                self.table,
+                self.actor_choice,
+                self.actor_list,
+                self.messages,
+            ]
+        )
 
         self.discover_button.on_click(lambda _: self._in_background(self._discover))
         self.connect_button.on_click(lambda _: self._in_background(self._connect))
@@ -86,9 +107,10 @@ class Panel:
         self.prev_button.on_click(lambda _: self._turn(-1))
         self.next_button.on_click(lambda _: self._turn(+1))
         self.interval_box.observe(self._on_interval, names="value")
+        self.actor_choice.observe(lambda _: self._render_actors(), names="value")
 
         self._unsubscribe = session.subscribe(self._on_event)
-        self._watch = session.watch(self.interval, self._on_refresh)
+        self._watch = self._start_watch()
         self.render()
 
     # --- what the buttons do (always in a thread: the kernel stays free) -------------
@@ -139,9 +161,12 @@ class Panel:
             self.pause.description, self.pause.icon = "Resume", "play"
             self.say("live updates paused")
         else:
-            self._watch = self.session.watch(self.interval, self._on_refresh)
+            self._watch = self._start_watch()
             self.pause.description, self.pause.icon = "Pause", "pause"
             self.say("live updates resumed")
+
+    def _start_watch(self) -> Any:
+        return self.session.watch(self.interval, self._on_refresh, actors=True)
 
     def _on_filter(self, change: dict[str, Any]) -> None:
         self.page = 0
@@ -168,7 +193,7 @@ class Panel:
         self.interval = float(change["new"])
         if not self.pause.value:
             self._watch.stop()
-            self._watch = self.session.watch(self.interval, self._on_refresh)
+            self._watch = self._start_watch()
 
     # --- what the session tells us ---------------------------------------------------
 
@@ -217,7 +242,60 @@ class Panel:
             )
             self.prev_button.disabled = self.page == 0
             self.next_button.disabled = self.page >= pages - 1
-            self.table.value = render_table(page, set(self._changed), summary_of=rows)
+            counts = self.session.actor_counts()
+            self.table.value = render_table(page, set(self._changed), summary_of=rows, actor_counts=counts)
+            self._update_actor_choice(rows, counts)
+        self._render_actors()
+        if threading.current_thread() is threading.main_thread():
+            # matplotlib's first import and a big drawing take a while: never on the kernel's thread
+            threading.Thread(target=self.draw_picture, name="castray-picture", daemon=True).start()
+        else:
+            self.draw_picture()
+
+    def draw_picture(self, *, force: bool = False) -> bool:
+        """Redraw the picture if what it shows changed; usage alone redraws it at most
+        every :data:`PICTURE_USAGE_EVERY` seconds. Returns whether it was redrawn."""
+        from .picture import render_picture, signature, structure
+
+        with self._draw_lock:
+            if self.closed:
+                return False
+            rows, counts = self.session.rows(), self.session.actor_counts()
+            full = signature(rows, counts)
+            if not force and full == self._drawn:
+                return False
+            shape = structure(rows, counts)
+            if not force and shape == self._drawn_structure and time.monotonic() - self._drawn_at < PICTURE_USAGE_EVERY:
+                return False
+            try:
+                self.picture.value = render_picture(rows, counts)
+            except Exception as exc:  # a drawing problem must not stop the table
+                self.say(f"picture: {type(exc).__name__}: {exc}", error=True)
+            self._drawn, self._drawn_structure, self._drawn_at = full, shape, time.monotonic()
+            return True
+
+    def _update_actor_choice(self, rows: Sequence[NodeRecord], counts: dict[tuple[str, str], int]) -> None:
+        by_key = {(r.cluster, r.node_id): r for r in rows}
+        options = [(_NO_NODE, "")] + [
+            (
+                f"{cluster[-28:]} · {by_key[(cluster, node)].node_ip if (cluster, node) in by_key else '?'} "
+                f"· {node[:12]} · {n} actor{'s' * (n != 1)}",
+                f"{cluster}\x1f{node}",
+            )
+            for (cluster, node), n in sorted(counts.items())
+        ]
+        if list(self.actor_choice.options) != options:
+            keep = self.actor_choice.value
+            self.actor_choice.options = options
+            self.actor_choice.value = keep if keep in {v for _, v in options} else ""
+
+    def _render_actors(self) -> None:
+        choice = self.actor_choice.value or ""
+        if not choice:
+            self.actor_list.value = ""
+            return
+        cluster, _, node = choice.partition("\x1f")
+        self.actor_list.value = render_actors(self.session.cached_actors(cluster, node))
 
     def close(self) -> None:
         """Stop live updates and remove the widget; the session and its clusters stay."""
@@ -232,9 +310,13 @@ class Panel:
         rows = self.session.rows()
         status = render_status(self.session.clusters(), self.session.rows(source="local"))
         more = len(rows) > PAGE_SIZE
+        from .picture import render_picture
+
+        counts = self.session.actor_counts()
         bundle["text/html"] = (
             status
-            + render_table(rows[:PAGE_SIZE], set(), summary_of=rows)
+            + render_picture(rows, counts)
+            + render_table(rows[:PAGE_SIZE], set(), summary_of=rows, actor_counts=counts)
             + (f"<div>first {PAGE_SIZE} of {len(rows)} rows</div>" if more else "")
         )
         bundle["text/plain"] = render_text(rows[:PAGE_SIZE]) + (f"\n... {len(rows)} rows in all" if more else "")
@@ -246,6 +328,30 @@ def panel(interval: float | None = None, session: Session | None = None) -> Pane
     from .api import session as default_session
 
     return Panel(session or default_session(), interval)
+
+
+_NO_NODE = "actors: pick a node to list them"
+
+
+def render_actors(actors: Sequence[ActorRecord]) -> str:
+    """One node's actors as an HTML table."""
+    if not actors:
+        return "<div style='color:#57606a'>No ALIVE actors on this node.</div>"
+    titles = ("class", "name", "actor id", "pid", "resources", "namespace")
+    head = "".join(f"<th style='text-align:left'>{t}</th>" for t in titles)
+    body = "".join(
+        f"<tr data-actor-id='{_e(a.actor_id)}'><td><code>{_e(a.class_name)}</code></td>"
+        f"<td>{_e(a.name) if a.name else '<i>(unnamed)</i>'}</td>"
+        f"<td><code title='{_e(a.actor_id)}'>{_e(a.actor_id[:12])}</code></td><td>{a.pid or ''}</td>"
+        f"<td>{_e(', '.join(f'{k} {v:g}' for k, v in sorted(a.required_resources.items())) or '-')}</td>"
+        f"<td>{_e(a.ray_namespace or '')}</td></tr>"
+        for a in sorted(actors, key=lambda a: (a.class_name, a.name or "", a.actor_id))
+    )
+    return (
+        f"<div class='castray-actors castray-table'><b>{len(actors)} actor(s)</b>"
+        f"<table style='border-collapse:collapse;font-size:12px'><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def _e(value: object) -> str:
@@ -296,7 +402,10 @@ def _bar(used: float | None, total: float, scale: float = 1.0, unit: str = "") -
 
 
 def render_table(
-    rows: Sequence[NodeRecord], highlight: set[str], summary_of: Sequence[NodeRecord] | None = None
+    rows: Sequence[NodeRecord],
+    highlight: set[str],
+    summary_of: Sequence[NodeRecord] | None = None,
+    actor_counts: dict[tuple[str, str], int] | None = None,
 ) -> str:
     """The node table as HTML: state coloured, head marked, usage bars, changed rows lit.
 
@@ -312,7 +421,20 @@ def render_table(
         f"{sum(r.CPU for r in every if r.state == ALIVE):g} CPU, "
         f"{sum(r.GPU for r in every if r.state == ALIVE):g} GPU alive</div>"
     )
-    titles = ("cluster", "source", "node", "ip", "", "state", "CPU", "GPU", "memory GiB", "object store GiB")
+    titles: tuple[str, ...] = (
+        "cluster",
+        "source",
+        "node",
+        "ip",
+        "",
+        "state",
+        "CPU",
+        "GPU",
+        "memory GiB",
+        "object store GiB",
+    )
+    if actor_counts is not None:
+        titles += ("actors",)
     head = "".join(f"<th style='text-align:left;padding:2px 8px'>{h}</th>" for h in titles)
     body = []
     for r in rows:
@@ -326,7 +448,9 @@ def render_table(
             f"<td><span style='color:white;background:{colour};border-radius:3px;padding:0 5px'>{r.state}</span></td>"
             f"<td>{_bar(r.CPU_used, r.CPU)}</td><td>{_bar(r.GPU_used, r.GPU)}</td>"
             f"<td>{_bar(r.memory_used_bytes, r.memory_bytes, _GIB)}</td>"
-            f"<td>{_bar(r.object_store_used_bytes, r.object_store_bytes, _GIB)}</td></tr>"
+            f"<td>{_bar(r.object_store_used_bytes, r.object_store_bytes, _GIB)}</td>"
+            + ("" if actor_counts is None else f"<td>{actor_counts.get((r.cluster, r.node_id)) or ''}</td>")
+            + "</tr>"
         )
     return (
         "<style>.castray-table td,.castray-table th{padding:2px 10px 2px 0;white-space:nowrap}</style>"

@@ -73,3 +73,81 @@ class OtherDriver:
             pass
         time.sleep(0.2)
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+_ACTORS_SCRIPT = r"""
+import json, signal, sys, time, ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+ray.init(address=sys.argv[1], namespace="castray-test", logging_level="ERROR", log_to_driver=False)
+
+@ray.remote(num_cpus=0)
+class Keeper:
+    def ping(self):
+        return "pong"
+
+@ray.remote(num_cpus=0.01)
+class Counter:
+    def ping(self):
+        return "pong"
+
+nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
+def on(i):
+    return NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=False)
+
+made = {
+    "keeper-a": Keeper.options(name="keeper-a", scheduling_strategy=on(0)).remote(),
+    "keeper-b": Keeper.options(name="keeper-b", scheduling_strategy=on(1)).remote(),
+    None: Counter.options(scheduling_strategy=on(0)).remote(),
+    "counter-2": Counter.options(name="counter-2", scheduling_strategy=on(1)).remote(),
+}
+doomed = Keeper.options(name="doomed").remote()
+ray.get([a.ping.remote() for a in made.values()] + [doomed.ping.remote()])
+ray.kill(doomed)
+print(json.dumps({"alive": {str(k): a._actor_id.hex() for k, a in made.items()},
+                  "dead": doomed._actor_id.hex(), "nodes": nodes}), flush=True)
+def bye(*_):
+    ray.shutdown()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, bye)
+while True:
+    time.sleep(1)
+"""
+
+
+class ActorDriver:
+    """A separate process that joins a cluster as a driver and keeps actors there: two
+    named ``Keeper``, one unnamed and one named ``Counter`` (0.01 CPU), spread over the
+    cluster's nodes, and one killed (``doomed``, DEAD). ``alive``: name -> actor id."""
+
+    def __init__(self, gcs_address: str, home: str) -> None:
+        env = {**os.environ, "HOME": home}
+        env.pop("RAY_ADDRESS", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _ACTORS_SCRIPT, gcs_address],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            self.stop()
+            raise RuntimeError("the actor driver failed to start its actors")
+        info = json.loads(line)
+        self.alive: dict[str, str] = info["alive"]
+        self.dead: str = info["dead"]
+        self.nodes: list[str] = info["nodes"]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .actors import ActorReading, read_actors
 from .auth import Token
 from .errors import ClusterUnreachable
 from .gcs import read_gcs
@@ -115,6 +116,22 @@ class ClusterClient:
                     raise ClusterUnreachable(f"{self.dashboard_url}: {exc}") from None
                 limit = int(allowed.group(1))
         raise ClusterUnreachable(f"{self.dashboard_url}: the State API refused every limit")
+
+    def actors(self, *, cluster: str, node_ids: list[str], state: str | None = None) -> ActorReading:
+        """The cluster's actors (of ``state``, if given) from the dashboard's State API."""
+        if not self.dashboard_url:
+            raise ClusterUnreachable(f"{cluster} has no dashboard, and actors come from its State API")
+        url, timeout = self.dashboard_url, self.settings.http_timeout
+
+        def fetch(query: str) -> Any:
+            return get_json(query, timeout, token=self.token)
+
+        try:
+            return read_actors(
+                fetch, url, cluster=cluster, node_ids=node_ids, state=state, max_limit=self.settings.node_limit
+            )
+        except ValueError as exc:
+            raise ClusterUnreachable(f"{url}: {exc}") from None
 
     def _read_gcs(self, cluster: str, source: str, started: float) -> Reading:
         assert self.gcs_address

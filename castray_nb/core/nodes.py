@@ -114,17 +114,39 @@ def state_api_nodes(payload: Mapping[str, Any]) -> tuple[list[dict[str, Any]], i
 
     Raises ValueError when the reply is not that shape.
     """
+    rows, counts = state_api_rows(payload, "node")
+    return rows, counts.total
+
+
+@dataclass(frozen=True)
+class StateCounts:
+    """What a State API list reply says about its own completeness."""
+
+    total: int  # in the cluster
+    num_after_truncation: int  # what the data source handed over (it caps too)
+    num_filtered: int  # of those, how many passed the filters; ``limit`` then cuts the reply
+
+
+def state_api_rows(payload: Mapping[str, Any], what: str) -> tuple[list[dict[str, Any]], StateCounts]:
+    """The rows and counts of a State API list reply (``/api/v0/nodes``, ``/api/v0/actors``, ...).
+
+    Raises ValueError when the reply is not that shape, or says it refused the request.
+    """
+    if not isinstance(payload, Mapping):
+        raise ValueError(f"not a State API {what} list")
+    if payload.get("result") is False:
+        raise ValueError(str(payload.get("msg") or "the State API refused the request"))
     try:
-        if payload.get("result") is False:
-            raise ValueError(str(payload.get("msg") or "the State API refused the request"))
         body = payload["data"]["result"]
         rows = body["result"]
         total = int(body.get("total", len(rows)))
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"not a State API node list ({exc})") from None
+        after = int(body.get("num_after_truncation", total))
+        filtered = int(body.get("num_filtered", after))
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ValueError(f"not a State API {what} list ({exc})") from None
     if not isinstance(rows, list):
-        raise ValueError("not a State API node list")
-    return [r for r in rows if isinstance(r, dict)], total
+        raise ValueError(f"not a State API {what} list")
+    return [r for r in rows if isinstance(r, dict)], StateCounts(total, after, filtered)
 
 
 def usage_by_node(payload: Mapping[str, Any]) -> dict[str, Usage]:

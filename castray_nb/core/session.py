@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .actors import ActorRecord
 from .address import cluster_key
 from .client import ClusterClient
 from .discovery import ClusterInfo
@@ -113,6 +114,8 @@ class _Attachment:
     read_s: float | None = None
     error: str | None = None
     warnings: tuple[str, ...] = ()
+    actors: list[ActorRecord] | None = None  # ALIVE actors, read while a watch asks for them
+    actors_error: str | None = None
 
     def state(self) -> ClusterState:
         return ClusterState(
@@ -336,13 +339,88 @@ class Session:
         """The merged node table as a pandas DataFrame (see :data:`~castray_nb.core.nodes.COLUMNS`)."""
         return to_dataframe(self.rows(source=source, alive_only=alive_only))
 
+    # --- actors ------------------------------------------------------------------
+
+    def actors(
+        self, *, cluster: str | None = None, state: str | None = None
+    ) -> tuple[list[ActorRecord], dict[str, str]]:
+        """Read the actors of every attached cluster (or of ``cluster``) now, concurrently.
+
+        Returns the actors and, per cluster that could not be read, why (a cluster without
+        a dashboard has no State API to ask).
+        """
+        with self._lock:
+            if cluster is not None and cluster not in self._attached:
+                raise UnknownCluster(f"no attached cluster is called {cluster!r} (attached: {self._names_text()})")
+            attachments = [a for a in self._attached.values() if cluster is None or a.name == cluster]
+        if not attachments:
+            return [], {}
+
+        def read(a: _Attachment) -> list[ActorRecord]:
+            node_ids = [r.node_id for r in a.rows if r.state == ALIVE]
+            return a.client.actors(cluster=a.name, node_ids=node_ids, state=state).actors
+
+        found: list[ActorRecord] = []
+        skipped: dict[str, str] = {}
+        with concurrent.futures.ThreadPoolExecutor(min(16, len(attachments)), "castray-actors") as pool:
+            futures = {a.name: pool.submit(read, a) for a in attachments}
+            for name, future in futures.items():
+                try:
+                    found.extend(future.result())
+                except CastrayError as exc:
+                    skipped[name] = str(exc)
+        return found, skipped
+
+    def refresh_actors(self) -> None:
+        """Read the ALIVE actors of every attached cluster into the session (for the panel)."""
+        actors, skipped = self.actors(state=ALIVE)
+        by_cluster: dict[str, list[ActorRecord]] = {}
+        for actor in actors:
+            by_cluster.setdefault(actor.cluster, []).append(actor)
+        with self._lock:
+            for name, attachment in self._attached.items():
+                if name in skipped:
+                    attachment.actors, attachment.actors_error = None, skipped[name]
+                else:
+                    attachment.actors, attachment.actors_error = by_cluster.get(name, []), None
+
+    def actor_counts(self) -> dict[tuple[str, str], int]:
+        """ALIVE actors per (cluster, node_id), as of the last :meth:`refresh_actors`."""
+        counts: dict[tuple[str, str], int] = {}
+        with self._lock:
+            for attachment in self._attached.values():
+                for actor in attachment.actors or ():
+                    if actor.node_id:
+                        key = (actor.cluster, actor.node_id)
+                        counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def cached_actors(self, cluster: str | None = None, node_id: str | None = None) -> list[ActorRecord]:
+        """ALIVE actors as of the last :meth:`refresh_actors`, of one cluster and node if given."""
+        with self._lock:
+            return [
+                actor
+                for attachment in self._attached.values()
+                if cluster is None or attachment.name == cluster
+                for actor in attachment.actors or ()
+                if node_id is None or actor.node_id == node_id
+            ]
+
     # --- live refresh ------------------------------------------------------------
 
-    def watch(self, interval: float | None = None, on_refresh: Callable[[list[Event]], None] | None = None) -> Watch:
+    def watch(
+        self,
+        interval: float | None = None,
+        on_refresh: Callable[[list[Event]], None] | None = None,
+        *,
+        actors: bool = False,
+    ) -> Watch:
         """Refresh in the background every ``interval`` seconds until the returned
         :class:`Watch` is stopped. All watches of a session share one thread, which runs
-        at the shortest interval asked for and ends with the last watch."""
-        watch = Watch(self, max(0.2, interval or self.settings.refresh_interval), on_refresh)
+        at the shortest interval asked for and ends with the last watch. With
+        ``actors=True`` each round also reads the ALIVE actors of every attached cluster
+        (see :meth:`actor_counts`)."""
+        watch = Watch(self, max(0.2, interval or self.settings.refresh_interval), on_refresh, actors)
         with self._lock:
             self._watches.append(watch)
             if self._watch_thread is None or not self._watch_thread.is_alive():
@@ -370,6 +448,8 @@ class Session:
             started = time.monotonic()
             try:
                 events = self.refresh()
+                if any(w.actors for w in watches):
+                    self.refresh_actors()
             except Exception:  # never let the loop die on a bug; the next round tries again
                 log.exception("castray background refresh failed")
                 events = []
@@ -419,10 +499,17 @@ class Session:
 class Watch:
     """A running background refresh; :meth:`stop` ends it (and the thread, if it was the last)."""
 
-    def __init__(self, session: Session, interval: float, on_refresh: Callable[[list[Event]], None] | None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        interval: float,
+        on_refresh: Callable[[list[Event]], None] | None,
+        actors: bool = False,
+    ) -> None:
         self.session = session
         self.interval = interval
         self.on_refresh = on_refresh
+        self.actors = actors
         self.active = True
 
     def stop(self) -> None:
