@@ -66,7 +66,10 @@ def _free_range(width: int) -> int:
 
 
 def _port_free(port: int) -> bool:
+    """Whether a server could bind ``port`` now (as servers do, with SO_REUSEADDR: a
+    closed connection lingering in TIME_WAIT does not hold a port)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("", port))
         except OSError:

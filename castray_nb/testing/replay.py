@@ -40,6 +40,7 @@ class ReplayDashboard:
         gpu_every: int = 4,
         max_limit: int = 10_000,
         session_name: str = "session_2026-01-01_00-00-00_000000_1",
+        port: int = 0,
     ) -> None:
         self.max_limit = max_limit
         self.session_name = session_name
@@ -55,7 +56,7 @@ class ReplayDashboard:
         self.cluster_status["data"]["clusterStatus"]["loadMetricsReport"]["usageByNode"] = usage
         self.version = {**_load("version.json"), "session_name": session_name}
         self.requests = 0
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, name="replay-dashboard", daemon=True)
 
     @staticmethod
