@@ -189,6 +189,17 @@ def panel_figures(table: Table, settings: Settings, a: LocalCluster, b: LocalClu
         "live panel at 1 s, 2 real clusters", f"{share * 100:.2f} %", "CPU of one core, 30 s", "", "target <= 2 %"
     )
 
+    from castray_nb.picture import render_picture
+
+    render_picture(synthetic_rows(2, "warm"))  # matplotlib's import and font cache, once per process
+    for count in (2, 10, 40, 10_000):
+        rows = synthetic_rows(count, "big")
+        table.figure(
+            f"draw the picture, {count:,} nodes (<= 40 tiles)",
+            _fmt(timed_call(lambda rows=rows: render_picture(rows), max(3, n))),
+            note="in the panel's thread, when states change; usage alone at most every 10 s",
+        )
+
     for count in (100, 1_000, 10_000):
         rows = synthetic_rows(count, "big")
         ours = timed_call(lambda rows=rows: render_table(rows, set()), max(5, n))
@@ -263,6 +274,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--write", type=Path, help="also write the table as Markdown here")
+    parser.add_argument("--only", choices=["panel"], help="run one section only (with two heads)")
     args = parser.parse_args()
     n = args.repeat
     import ray
@@ -275,6 +287,9 @@ def main() -> None:
     try:
         a.launch(), b.launch()
         a.wait_ready(), b.wait_ready()
+        if args.only == "panel":
+            panel_figures(table, settings, a, b, n)
+            return
         print("\ncommand line (whole process, cold):")
         cli_figures(table, a, n)
         print("\nin process (warm):")

@@ -2,7 +2,7 @@
 
 Tiles are coloured by state (ALIVE green, DEAD grey, UNREACHABLE red), the head has a
 star and a thicker edge, and three bars inside each tile show CPU, GPU and memory in
-use where the cluster reports it (an empty outline where it does not). Drawn with
+use where the cluster reports it (a faint dashed outline where it does not). Drawn with
 matplotlib into SVG, so the same markup shows in the live panel (an ipywidgets HTML
 widget: no front-end extension needed), in the static HTML fallback, in nbconvert
 output and on GitHub. Every tile's SVG group has the id ``castray-node-<STATE>-<node_id>``.
@@ -127,7 +127,19 @@ def _figure(clusters: dict[str, list[NodeRecord]], actors: Mapping[tuple[str, st
             for j, (label, share, present) in enumerate(bars):
                 by = top + 0.1 + j * 0.15
                 ax.text(x + 0.1, by + 0.05, label, fontsize=6, color="white", va="center")
-                ax.add_patch(Rectangle((x + 0.22, by), 0.56, 0.1, facecolor="none", edgecolor="white", linewidth=0.6))
+                known = present and share is not None  # unknown usage: a faint dashed outline
+                ax.add_patch(
+                    Rectangle(
+                        (x + 0.22, by),
+                        0.56,
+                        0.1,
+                        facecolor="none",
+                        edgecolor="white",
+                        linewidth=0.6,
+                        linestyle="-" if known else (0, (2, 2)),
+                        alpha=1.0 if known else 0.5,
+                    )
+                )
                 if present and share is not None:
                     ax.add_patch(Rectangle((x + 0.22, by), 0.56 * share, 0.1, facecolor="white", linewidth=0))
             if node.is_head:

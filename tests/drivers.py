@@ -12,13 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-_SCRIPT = r"""
-import json, signal, sys, time, ray
-ray.init(address="local", num_cpus=1, include_dashboard=True, dashboard_host="127.0.0.1",
-         logging_level="ERROR", log_to_driver=False)
-ctx = ray.get_runtime_context()
-print(json.dumps({"gcs_address": ctx.gcs_address,
-                  "dashboard_url": ray._private.worker.get_dashboard_url()}), flush=True)
+# Both scripts end here: stay a driver until SIGTERM, then leave Ray cleanly.
+_UNTIL_SIGTERM = r"""
 def bye(*_):
     ray.shutdown()
     sys.exit(0)
@@ -26,6 +21,18 @@ signal.signal(signal.SIGTERM, bye)
 while True:
     time.sleep(1)
 """
+
+_SCRIPT = (
+    r"""
+import json, signal, sys, time, ray
+ray.init(address="local", num_cpus=1, include_dashboard=True, dashboard_host="127.0.0.1",
+         logging_level="ERROR", log_to_driver=False)
+ctx = ray.get_runtime_context()
+print(json.dumps({"gcs_address": ctx.gcs_address,
+                  "dashboard_url": ray._private.worker.get_dashboard_url()}), flush=True)
+"""
+    + _UNTIL_SIGTERM
+)
 
 
 class OtherDriver:
@@ -37,22 +44,7 @@ class OtherDriver:
 
     def __init__(self) -> None:
         self.home = tempfile.mkdtemp(prefix="castray-driver-home-")
-        env = {**os.environ, "HOME": self.home, "RAY_TMPDIR": self.home}
-        env.pop("RAY_ADDRESS", None)
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", _SCRIPT],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            self.stop()
-            raise RuntimeError("the other driver's ray.init() failed")
-        info = json.loads(line)
+        self.process, info = _start(_SCRIPT, (), {"HOME": self.home, "RAY_TMPDIR": self.home}, "ray.init()")
         self.gcs_address: str = info["gcs_address"]
         self.dashboard_url: str = "http://" + info["dashboard_url"]
 
@@ -61,21 +53,13 @@ class OtherDriver:
         return Path(self.home) / ".ray" / "auth_token"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _stop(self.process)
         time.sleep(0.2)
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-_ACTORS_SCRIPT = r"""
+_ACTORS_SCRIPT = (
+    r"""
 import json, signal, sys, time, ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 ray.init(address=sys.argv[1], namespace="castray-test", logging_level="ERROR", log_to_driver=False)
@@ -105,13 +89,9 @@ ray.get([a.ping.remote() for a in made.values()] + [doomed.ping.remote()])
 ray.kill(doomed)
 print(json.dumps({"alive": {str(k): a._actor_id.hex() for k, a in made.items()},
                   "dead": doomed._actor_id.hex(), "nodes": nodes}), flush=True)
-def bye(*_):
-    ray.shutdown()
-    sys.exit(0)
-signal.signal(signal.SIGTERM, bye)
-while True:
-    time.sleep(1)
 """
+    + _UNTIL_SIGTERM
+)
 
 
 class ActorDriver:
@@ -120,34 +100,44 @@ class ActorDriver:
     cluster's nodes, and one killed (``doomed``, DEAD). ``alive``: name -> actor id."""
 
     def __init__(self, gcs_address: str, home: str) -> None:
-        env = {**os.environ, "HOME": home}
-        env.pop("RAY_ADDRESS", None)
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", _ACTORS_SCRIPT, gcs_address],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            self.stop()
-            raise RuntimeError("the actor driver failed to start its actors")
-        info = json.loads(line)
+        self.process, info = _start(_ACTORS_SCRIPT, (gcs_address,), {"HOME": home}, "actor driver")
         self.alive: dict[str, str] = info["alive"]
         self.dead: str = info["dead"]
         self.nodes: list[str] = info["nodes"]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                pass
+        _stop(self.process)
+
+
+def _start(script: str, args: tuple[str, ...], env: dict[str, str], what: str) -> tuple[subprocess.Popen[str], dict]:
+    """Run ``script`` in its own process group; its first stdout line is JSON about itself."""
+    full_env = {**os.environ, **env}
+    full_env.pop("RAY_ADDRESS", None)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        _stop(process)
+        raise RuntimeError(f"the {what} failed to start")
+    return process, json.loads(line)
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """SIGTERM (the script shuts Ray down), then SIGKILL to whatever is left of its group."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
         try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
             pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
