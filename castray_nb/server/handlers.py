@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import threading
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from ..core.errors import (
 )
 from ..core.nodes import COLUMNS, row_to_json
 from ..core.session import Event
+from ..core.settings import load_settings
 
 AUTH_RESOURCE = "castray"
 PREFIX = "castray/api"
@@ -61,9 +63,13 @@ class ApiError(web.HTTPError):
         self.message = message
 
 
+@functools.lru_cache(maxsize=1)
 def _deadline() -> float:
-    """The longest a request may take: a GCS read plus a dashboard read, with room."""
-    settings = api.session().settings
+    """The longest a request may take: a GCS read plus a dashboard read, with room.
+
+    Read from the settings, not the session: creating the session may attach clusters
+    (the ``attach`` setting), which must not happen on the server's event loop."""
+    settings = load_settings()
     return settings.gcs_timeout + 3 * settings.http_timeout + 5.0
 
 
