@@ -59,6 +59,14 @@ def test_a_host_alone_finds_the_cluster_on_rays_default_ports(shell, settings: S
             assert info.dashboard_url and info.dashboard_url.endswith(":8265"), host
             assert info.name.startswith("session_") and info.note is None
 
+        # Two answers from different clusters: the GCS's cluster is attached, and the note says so.
+        # (The GCS listens on every address, the dashboard on 127.0.0.1 only: 127.0.0.2:8265 is free.)
+        with ReplayDashboard(nodes=2, session_name="session_2026-01-01_00-00-00_000000_2", host="127.0.0.2", port=8265):
+            (mixed,) = resolve("127.0.0.2", settings)
+        assert mixed.gcs_address and mixed.gcs_address.endswith(":6379")
+        assert mixed.name == info.name and mixed.dashboard_url == info.dashboard_url
+        assert mixed.note and "session_2026-01-01_00-00-00_000000_2" in mixed.note and "8265" in mixed.note
+
         session = Session(settings)
         state = session.attach(resolve("localhost", settings)[0], "default-ports")
         assert state.reachable and state.alive_nodes == 1 and state.via == "dashboard"

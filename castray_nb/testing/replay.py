@@ -41,6 +41,7 @@ class ReplayDashboard:
         max_limit: int = 10_000,
         session_name: str = "session_2026-01-01_00-00-00_000000_1",
         port: int = 0,
+        host: str = "127.0.0.1",
     ) -> None:
         self.max_limit = max_limit
         self.session_name = session_name
@@ -56,7 +57,7 @@ class ReplayDashboard:
         self.cluster_status["data"]["clusterStatus"]["loadMetricsReport"]["usageByNode"] = usage
         self.version = {**_load("version.json"), "session_name": session_name}
         self.requests = 0
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._server = http.server.ThreadingHTTPServer((host, port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, name="replay-dashboard", daemon=True)
 
     @staticmethod
@@ -78,7 +79,8 @@ class ReplayDashboard:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
 
     def _nodes_reply(self, query: dict[str, list[str]]) -> dict:
         limit = int(query.get("limit", ["100"])[0])
