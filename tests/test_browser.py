@@ -1,8 +1,8 @@
 """The panel in a real browser: JupyterLab 4 and Chromium (Debian's), driven by Playwright.
 
 Checks on the rendered page, not in the kernel: the panel appears with the head node and
-ALIVE, follows a worker joining and dying without any user action, and its own
-Connect and Discover controls work. Screenshots land in test-artifacts/browser/.
+ALIVE, follows a worker joining and dying without any user action (in the table and in
+the picture's tiles), and its own Connect and Discover controls work. Screenshots land in test-artifacts/browser/.
 """
 
 from __future__ import annotations
@@ -90,9 +90,14 @@ def test_the_panel_in_jupyterlab_follows_the_cluster(lab, two_clusters) -> None:
             worker_id = _new_node(first, {head_id})
             row = panel.locator(f"tr[data-node-id='{worker_id}']")
             expect(row).to_contain_text("ALIVE", timeout=15_000)
+            # the picture, drawn on the page: a green tile for the new node, then a grey one
+            tile = panel.locator(f"svg g[id='castray-node-ALIVE-{worker_id}']")
+            expect(tile).to_be_visible(timeout=15_000)
             panel.screenshot(path=str(ARTIFACTS / "panel-worker-joined.png"))
             worker.stop()
             expect(row).to_contain_text("DEAD", timeout=60_000)
+            expect(panel.locator(f"svg g[id='castray-node-DEAD-{worker_id}']")).to_be_visible(timeout=15_000)
+            expect(tile).to_have_count(0)
             panel.screenshot(path=str(ARTIFACTS / "panel-worker-dead.png"))
 
             panel.get_by_placeholder("host:port, http://host:port, session name or auto").fill(second.gcs_address)
