@@ -9,7 +9,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from .core.errors import CastrayError
@@ -37,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     nodes.add_argument("--alive", action="store_true", help="only ALIVE nodes")
     nodes.add_argument("--json", action="store_true", help="print a JSON list of node rows")
 
+    actors = commands.add_parser("actors", help="list the actors of clusters (default: every discovered one)")
+    actors.add_argument("--address", action="append", default=[], metavar="ADDR", help="a cluster to read (repeatable)")
+    actors.add_argument("--state", help="only actors in this state (ALIVE, DEAD, PENDING_CREATION, ...)")
+    actors.add_argument("--json", action="store_true", help="print a JSON list of actor rows")
+
     demo = commands.add_parser("demo", help="start a throwaway cluster, discover, attach and show it, stop it")
     demo.add_argument("--json", action="store_true", help="print the node rows as JSON")
     return parser
@@ -52,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _discover(args, settings)
         if args.command == "nodes":
             return _nodes(args, settings)
+        if args.command == "actors":
+            return _actors(args, settings)
         return _demo(args, settings)
     except CastrayError as exc:
         print(f"castray-nb: error: {exc}", file=sys.stderr)
@@ -106,13 +113,14 @@ def _discover(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-def _nodes(args: argparse.Namespace, settings: Any) -> int:
+def _session(addresses: Sequence[str], settings: Any) -> Any:
+    """A session with the clusters at ``addresses`` (or every discovered one) attached and read."""
     from .core.address import parse_address
     from .core.connector import resolve
     from .core.discovery import discover
     from .core.session import Session
 
-    parsed = [parse_address(a) for a in args.address]  # every address checked before any traffic
+    parsed = [parse_address(a) for a in addresses]  # every address checked before any traffic
     session = Session(settings)
     infos = [info for p in parsed for info in resolve(p, settings, allow_many=True)] if parsed else discover(settings)
     for info in infos:
@@ -121,9 +129,43 @@ def _nodes(args: argparse.Namespace, settings: Any) -> int:
     for state in session.clusters():
         if state.error:
             print(f"castray-nb: warning: {state.name}: {state.error}", file=sys.stderr)
-    rows = session.rows(alive_only=args.alive)
-    _print_nodes(rows, args.json)
+    return session
+
+
+def _nodes(args: argparse.Namespace, settings: Any) -> int:
+    session = _session(args.address, settings)
+    _print_nodes(session.rows(alive_only=args.alive), args.json)
     return 0
+
+
+def _actors(args: argparse.Namespace, settings: Any) -> int:
+    from .core.actors import ACTOR_COLUMNS, ACTOR_STATES
+
+    state = args.state.upper() if args.state else None
+    if state is not None and state not in ACTOR_STATES:
+        raise CastrayError(f"unknown actor state {args.state!r}; one of {', '.join(ACTOR_STATES)}")
+    session = _session(args.address, settings)
+    found, skipped = session.actors(state=state)
+    for name, why in skipped.items():
+        print(f"castray-nb: warning: no actors from {name}: {why}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([{c: _plain(getattr(a, c)) for c in ACTOR_COLUMNS} for a in found], indent=2))
+    elif found:
+        rows = [
+            (a.cluster[-34:], a.actor_id[:12], a.class_name[:24], a.name or "-", a.state,
+             (a.node_id or "-")[:12], str(a.pid or "-"))
+            for a in sorted(found, key=lambda a: (a.cluster, a.node_id or "", a.class_name, a.actor_id))
+        ]  # fmt: skip
+        print(_table(("CLUSTER", "ACTOR", "CLASS", "NAME", "STATE", "NODE", "PID"), rows))
+    else:
+        print("No actors.")
+    return 0
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return dict(value) if isinstance(value, Mapping) else value
 
 
 def _demo(args: argparse.Namespace, settings: Any) -> int:

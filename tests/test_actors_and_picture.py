@@ -7,7 +7,10 @@ both nodes, plus one it killed.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pandas as pd
@@ -177,3 +180,20 @@ def test_a_big_cluster_is_drawn_capped_with_the_rest_summed_up() -> None:
     tiles = pictured(svg, "ALIVE") | pictured(svg, "DEAD")
     assert len(tiles) == 40 and 'id="castray-more"' in svg and "+2460" in svg
     assert "2500 nodes" in svg
+
+
+def test_the_actors_command_line(head: LocalCluster, actors: ActorDriver) -> None:
+    command = [sys.executable, "-m", "castray_nb.cli", "actors", "--address", head.dashboard_url or ""]
+    result = subprocess.run([*command, "--state", "alive", "--json"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    ids = {r["actor_id"] for r in rows}
+    assert set(actors.alive.values()) <= ids and actors.dead not in ids
+    assert all(list(r) == list(ACTOR_COLUMNS) and r["state"] == "ALIVE" for r in rows)
+
+    table = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert table.returncode == 0 and "keeper-a" in table.stdout and "doomed" in table.stdout
+
+    bad = subprocess.run([*command, "--state", "sleepy"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stdout == "" and len(bad.stderr.strip().splitlines()) == 1
+    assert "unknown actor state" in bad.stderr

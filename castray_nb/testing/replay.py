@@ -80,7 +80,7 @@ class ReplayDashboard:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def _nodes_reply(self, query: dict[str, list[str]]) -> dict:
         limit = int(query.get("limit", ["100"])[0])
