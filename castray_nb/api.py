@@ -156,13 +156,9 @@ def actors(*, cluster: str | None = None, state: str | None = None) -> pd.DataFr
 
     >>> castray_nb.actors(state="ALIVE")                  # doctest: +SKIP
     """
-    from .core.actors import ACTOR_STATES, actors_to_dataframe
+    from .core.actors import actors_to_dataframe, checked_state
 
-    if state is not None:
-        state = state.upper()
-        if state not in ACTOR_STATES:
-            raise CastrayError(f"unknown actor state {state!r}; one of {', '.join(ACTOR_STATES)}")
-    found, skipped = session().actors(cluster=cluster, state=state)
+    found, skipped = session().actors(cluster=cluster, state=checked_state(state))
     frame = actors_to_dataframe(found)
     frame.attrs["skipped"] = skipped
     return frame

@@ -9,7 +9,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from .core.errors import CastrayError
@@ -139,17 +139,15 @@ def _nodes(args: argparse.Namespace, settings: Any) -> int:
 
 
 def _actors(args: argparse.Namespace, settings: Any) -> int:
-    from .core.actors import ACTOR_COLUMNS, ACTOR_STATES
+    from .core.actors import actor_to_json, checked_state
 
-    state = args.state.upper() if args.state else None
-    if state is not None and state not in ACTOR_STATES:
-        raise CastrayError(f"unknown actor state {args.state!r}; one of {', '.join(ACTOR_STATES)}")
+    state = checked_state(args.state)
     session = _session(args.address, settings)
     found, skipped = session.actors(state=state)
     for name, why in skipped.items():
         print(f"castray-nb: warning: no actors from {name}: {why}", file=sys.stderr)
     if args.json:
-        print(json.dumps([{c: _plain(getattr(a, c)) for c in ACTOR_COLUMNS} for a in found], indent=2))
+        print(json.dumps([actor_to_json(a) for a in found], indent=2))
     elif found:
         rows = [
             (a.cluster[-34:], a.actor_id[:12], a.class_name[:24], a.name or "-", a.state,
@@ -160,12 +158,6 @@ def _actors(args: argparse.Namespace, settings: Any) -> int:
     else:
         print("No actors.")
     return 0
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return dict(value) if isinstance(value, Mapping) else value
 
 
 def _demo(args: argparse.Namespace, settings: Any) -> int:

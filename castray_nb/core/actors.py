@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from .nodes import StateCounts, state_api_rows
+from .errors import CastrayError
+from .nodes import StateCounts, jsonable, state_api_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,6 +48,21 @@ class ActorRecord:
 
 
 ACTOR_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ActorRecord))
+
+
+def checked_state(state: str | None) -> str | None:
+    """An actor state as the State API spells it (any case accepted), or None for all."""
+    if state is None:
+        return None
+    upper = state.strip().upper()
+    if upper not in ACTOR_STATES:
+        raise CastrayError(f"unknown actor state {state!r}; one of {', '.join(ACTOR_STATES)}")
+    return upper
+
+
+def actor_to_json(actor: ActorRecord) -> dict[str, Any]:
+    """One actor as JSON-ready values, every column of :data:`ACTOR_COLUMNS`."""
+    return {column: jsonable(getattr(actor, column)) for column in ACTOR_COLUMNS}
 
 
 @dataclass(frozen=True)

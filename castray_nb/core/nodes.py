@@ -181,10 +181,11 @@ def mark_unreachable(rows: Iterable[NodeRecord]) -> list[NodeRecord]:
 
 def row_to_json(row: NodeRecord) -> dict[str, Any]:
     """One row as JSON-ready values, every column of :data:`COLUMNS` (times in ISO 8601)."""
-    return {column: _jsonable(getattr(row, column)) for column in COLUMNS}
+    return {column: jsonable(getattr(row, column)) for column in COLUMNS}
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A record field as a JSON-ready value: times in ISO 8601, mappings as dicts."""
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, Mapping):
