@@ -76,8 +76,20 @@ def _address(key: str, servers: dict[str, int]) -> str:
     return BAD_ADDRESSES[key].format(**servers)
 
 
+@pytest.fixture(scope="module")
+def ray_import_s() -> float:
+    """What importing Ray's GCS client costs a fresh process here. A GCS read imports it
+    before its deadline starts (it is not the GCS being slow), so a cold CLI may take
+    this much longer than its timeout. The tests' own process imports it up front."""
+    import ray._raylet  # noqa: F401
+
+    script = "import time; t = time.perf_counter(); import ray._raylet; print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("key", list(BAD_ADDRESSES))
-def test_bad_address_through_the_python_api(key, hostile_servers, head) -> None:
+def test_bad_address_through_the_python_api(key, hostile_servers, head, ray_import_s) -> None:
     session = Session(TIMEOUTS)
     (info,) = resolve(head.gcs_address, TIMEOUTS)
     session.attach(info, "keep")
@@ -92,21 +104,21 @@ def test_bad_address_through_the_python_api(key, hostile_servers, head) -> None:
 
 
 @pytest.mark.parametrize("key", list(BAD_ADDRESSES))
-def test_bad_address_through_the_cli(key, hostile_servers) -> None:
+def test_bad_address_through_the_cli(key, hostile_servers, ray_import_s) -> None:
     env = {**os.environ, "CASTRAY_HTTP_TIMEOUT": "1.5", "CASTRAY_GCS_TIMEOUT": "2"}
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "castray_nb.cli", "nodes", "--address", _address(key, hostile_servers)],
         capture_output=True, text=True, timeout=60, env=env,
     )  # fmt: skip
-    assert time.perf_counter() - started < 2.0 + SLACK + 3.0  # + interpreter start-up
+    assert time.perf_counter() - started < 2.0 + SLACK + 3.0 + ray_import_s  # + interpreter start-up
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not Path("/tmp/castray-pwned").exists()
 
 
 @pytest.mark.parametrize("key", list(BAD_ADDRESSES))
-def test_bad_address_through_the_magics(key, hostile_servers, head) -> None:
+def test_bad_address_through_the_magics(key, hostile_servers, head, ray_import_s) -> None:
     from IPython.core.error import UsageError
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
