@@ -157,6 +157,12 @@ def test_discover_finds_both_clusters_and_can_attach_them(server: JupyterServer,
         assert state["reachable"] is True and state["alive_nodes"] >= 1 and state["error"] is None
 
 
+@pytest.mark.parametrize("body", [[], {"attach": "yes"}, {"connect": True}, b"attach=1"])
+def test_discover_refuses_a_bad_body(server: JupyterServer, body: Any) -> None:
+    status, reply = call(server, "POST", "/cluster/discover-external", body)
+    assert status == 400 and reply["error"] == "bad_request" and reply["message"]
+
+
 def test_node_rows_carry_the_tables_columns(server: JupyterServer, clusters: Clusters) -> None:
     call(server, "POST", "/cluster/discover-external", {"attach": True})
     status, body = call(server, "GET", "/nodes/external?alive=true")

@@ -49,6 +49,7 @@ def read_gcs(address: str, timeout: float, *, with_nodes: bool = True) -> GcsRea
     # Importing Ray takes 0.7-3 s the first time in a process (more on a busy machine);
     # that is not the GCS being slow, so it happens before the deadline starts.
     import ray._raylet  # noqa: F401
+
     # GcsClient blocks for ~40 s where nothing answers and cannot be interrupted, so
     # each read runs in a daemon thread of its own that the caller stops waiting for.
     future: concurrent.futures.Future[GcsReading] = concurrent.futures.Future()
