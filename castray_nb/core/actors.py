@@ -12,14 +12,13 @@ how many were left out.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from .errors import CastrayError
-from .nodes import StateCounts, jsonable, state_api_rows
+from .nodes import StateCounts, jsonable, state_api_within_cap
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -115,7 +114,7 @@ def actors_query(dashboard_url: str, limit: int, *, state: str | None = None, no
 
 
 def read_actors(
-    fetch: Any,
+    fetch_url: Callable[[str], Any],
     dashboard_url: str,
     *,
     cluster: str,
@@ -126,7 +125,7 @@ def read_actors(
 ) -> ActorReading:
     """Every actor of a cluster (of ``state``, if given), in as few requests as it takes.
 
-    ``fetch(url)`` returns the parsed JSON reply (it carries the timeout and the token);
+    ``fetch_url(url)`` returns the parsed JSON reply (it carries the timeout and the token);
     ``limit`` is the first request's size, ``max_limit`` the server's cap.
     """
     seen = dt.datetime.now(dt.UTC)
@@ -134,16 +133,15 @@ def read_actors(
 
     def page(size: int, node_id: str | None = None) -> tuple[list[dict[str, Any]], StateCounts]:
         nonlocal requests, max_limit
-        for _ in range(2):
-            requests += 1
-            try:
-                return state_api_rows(fetch(actors_query(dashboard_url, size, state=state, node_id=node_id)), "actor")
-            except ValueError as exc:  # "... supported limit N": the server's own cap
-                allowed = re.search(r"supported limit (\d+)", str(exc))
-                if not allowed or int(allowed.group(1)) >= size:
-                    raise
-                size = max_limit = int(allowed.group(1))
-        raise ValueError("the State API refused every limit")
+
+        def fetch(n: int) -> Any:
+            return fetch_url(actors_query(dashboard_url, n, state=state, node_id=node_id))
+
+        rows, counts, accepted, asked = state_api_within_cap(fetch, size, "actor")
+        requests += asked
+        if accepted < size:  # the server refused ``size``: its own cap is ``accepted``
+            max_limit = accepted
+        return rows, counts
 
     rows, counts = page(min(limit, max_limit))
     warnings = []

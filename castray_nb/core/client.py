@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +13,7 @@ from .auth import Token
 from .errors import ClusterUnreachable
 from .gcs import read_gcs
 from .http import get_json
-from .nodes import NodeRecord, node_from_state, state_api_nodes, usage_by_node
+from .nodes import NodeRecord, node_from_state, state_api_within_cap, usage_by_node
 from .settings import Settings
 
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="castray-http")
@@ -104,18 +103,16 @@ class ClusterClient:
 
     def _state_nodes(self, limit: int, timeout: float) -> tuple[list[dict[str, Any]], int]:
         """Nodes from the State API; when it refuses our limit, ask again at its own."""
-        assert self.dashboard_url
-        for _ in range(2):
-            url = f"{self.dashboard_url}/api/v0/nodes?detail=1&limit={limit}"
-            payload = get_json(url, timeout, token=self.token)
-            try:
-                return state_api_nodes(payload)
-            except ValueError as exc:
-                allowed = re.search(r"supported limit (\d+)", str(exc))
-                if not allowed or int(allowed.group(1)) >= limit:
-                    raise ClusterUnreachable(f"{self.dashboard_url}: {exc}") from None
-                limit = int(allowed.group(1))
-        raise ClusterUnreachable(f"{self.dashboard_url}: the State API refused every limit")
+        url = self.dashboard_url
+
+        def fetch(size: int) -> Any:
+            return get_json(f"{url}/api/v0/nodes?detail=1&limit={size}", timeout, token=self.token)
+
+        try:
+            rows, counts, _, _ = state_api_within_cap(fetch, limit, "node")
+        except ValueError as exc:
+            raise ClusterUnreachable(f"{url}: {exc}") from None
+        return rows, counts.total
 
     def actors(self, *, cluster: str, node_ids: list[str], state: str | None = None) -> ActorReading:
         """The cluster's actors (of ``state``, if given) from the dashboard's State API."""

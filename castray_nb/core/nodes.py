@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -147,6 +148,27 @@ def state_api_rows(payload: Mapping[str, Any], what: str) -> tuple[list[dict[str
     if not isinstance(rows, list):
         raise ValueError(f"not a State API {what} list")
     return [r for r in rows if isinstance(r, dict)], StateCounts(total, after, filtered)
+
+
+def state_api_within_cap(
+    fetch: Callable[[int], Any], limit: int, what: str
+) -> tuple[list[dict[str, Any]], StateCounts, int, int]:
+    """Ask a State API list at ``limit``; when the server refuses it ("... supported limit
+    N"), ask once more at N. ``fetch(limit)`` returns the parsed reply.
+
+    Returns (rows, counts, the limit that was accepted, requests made); raises ValueError
+    when the reply is not a list or the server refuses every limit.
+    """
+    for requests in (1, 2):
+        try:
+            rows, counts = state_api_rows(fetch(limit), what)
+            return rows, counts, limit, requests
+        except ValueError as exc:
+            allowed = re.search(r"supported limit (\d+)", str(exc))
+            if not allowed or int(allowed.group(1)) >= limit:
+                raise
+            limit = int(allowed.group(1))
+    raise ValueError("the State API refused every limit")
 
 
 def usage_by_node(payload: Mapping[str, Any]) -> dict[str, Usage]:
