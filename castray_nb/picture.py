@@ -32,14 +32,10 @@ def _share(used: float | None, total: float) -> float | None:
     return max(0.0, min(1.0, used / total))
 
 
-def structure(rows: Sequence[NodeRecord], actors: Mapping[tuple[str, str], int] | None = None) -> tuple[Any, ...]:
-    """What the picture shows apart from usage: which nodes, their states, heads, actor counts."""
-    actors = actors or {}
-    return tuple((r.cluster, r.node_id, r.state, r.is_head, actors.get((r.cluster, r.node_id))) for r in rows)
-
-
 def signature(rows: Sequence[NodeRecord], actors: Mapping[tuple[str, str], int] | None = None) -> tuple[Any, ...]:
-    """What the picture depends on, rounded so that tiny usage jitter does not redraw it."""
+    """What the picture depends on, one tuple per node, usage rounded so that tiny jitter
+    does not redraw it. The first :data:`STRUCTURE` fields are what it shows apart from
+    usage (see :func:`structure`)."""
 
     def tenth(value: float | None) -> int | None:
         return None if value is None else round(value * 10)
@@ -51,14 +47,22 @@ def signature(rows: Sequence[NodeRecord], actors: Mapping[tuple[str, str], int] 
             r.node_id,
             r.state,
             r.is_head,
+            actors.get((r.cluster, r.node_id)),
             r.node_ip,
             tenth(_share(r.CPU_used, r.CPU)),
             tenth(_share(r.GPU_used, r.GPU)),
             tenth(_share(r.memory_used_bytes, r.memory_bytes)),
-            actors.get((r.cluster, r.node_id)),
         )
         for r in rows
     )
+
+
+STRUCTURE = 5  # cluster, node id, state, head, actor count
+
+
+def structure(signed: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The part of a :func:`signature` that is not usage: nodes, states, heads, actor counts."""
+    return tuple(node[:STRUCTURE] for node in signed)
 
 
 def render_picture(

@@ -252,7 +252,7 @@ class Panel:
         else:
             self.draw_picture()
 
-    def draw_picture(self, *, force: bool = False) -> bool:
+    def draw_picture(self) -> bool:
         """Redraw the picture if what it shows changed; usage alone redraws it at most
         every :data:`PICTURE_USAGE_EVERY` seconds. Returns whether it was redrawn."""
         from .picture import render_picture, signature, structure
@@ -262,10 +262,10 @@ class Panel:
                 return False
             rows, counts = self.session.rows(), self.session.actor_counts()
             full = signature(rows, counts)
-            if not force and full == self._drawn:
+            if full == self._drawn:
                 return False
-            shape = structure(rows, counts)
-            if not force and shape == self._drawn_structure and time.monotonic() - self._drawn_at < PICTURE_USAGE_EVERY:
+            shape = structure(full)
+            if shape == self._drawn_structure and time.monotonic() - self._drawn_at < PICTURE_USAGE_EVERY:
                 return False
             try:
                 self.picture.value = render_picture(rows, counts)

@@ -115,7 +115,6 @@ class _Attachment:
     error: str | None = None
     warnings: tuple[str, ...] = ()
     actors: list[ActorRecord] | None = None  # ALIVE actors, read while a watch asks for them
-    actors_error: str | None = None
 
     def state(self) -> ClusterState:
         return ClusterState(
@@ -379,10 +378,7 @@ class Session:
             by_cluster.setdefault(actor.cluster, []).append(actor)
         with self._lock:
             for name, attachment in self._attached.items():
-                if name in skipped:
-                    attachment.actors, attachment.actors_error = None, skipped[name]
-                else:
-                    attachment.actors, attachment.actors_error = by_cluster.get(name, []), None
+                attachment.actors = None if name in skipped else by_cluster.get(name, [])
 
     def actor_counts(self) -> dict[tuple[str, str], int]:
         """ALIVE actors per (cluster, node_id), as of the last :meth:`refresh_actors`."""
