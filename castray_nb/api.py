@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from .core.address import parse_address
 from .core.connector import become_driver, driver_address, leave_driver, resolve
 from .core.discovery import ClusterInfo
-from .core.discovery import discover as _discover
 from .core.errors import CastrayError, InvalidAddress
 from .core.session import ClusterState, Session, checked_name
 
@@ -43,8 +42,7 @@ def discover(*, connect: bool = False) -> list[ClusterInfo]:
     ['session_2026-11-28_10-00-00_123456_4242']
     """
     s = session()
-    found = _discover(s.settings)
-    s.note_discovered(found)
+    found = s.discover()
     if connect:
         for info in found:
             s.attach(info, refresh=False)

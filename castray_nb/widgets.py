@@ -20,7 +20,6 @@ from typing import Any
 
 from .core.actors import ActorRecord
 from .core.connector import resolve
-from .core.discovery import discover
 from .core.errors import CastrayError
 from .core.nodes import ALIVE, DEAD, NodeRecord
 from .core.session import ClusterState, Event, Session
@@ -128,7 +127,7 @@ class Panel:
         threading.Thread(target=run, name="castray-panel-action", daemon=True).start()
 
     def _discover(self) -> None:
-        found = discover(self.session.settings)
+        found = self.session.discover()
         attached = {c.info.gcs_address for c in self.session.clusters()}
         items = "".join(
             f"<li><code>{_e(c.name)}</code> GCS <code>{_e(c.gcs_address or '-')}</code>, "

@@ -203,16 +203,15 @@ def test_a_half_imported_ray_counts_as_no_local_runtime(monkeypatch, settings) -
 
 def test_a_discovery_announces_each_cluster_once(head, headless, settings) -> None:
     from castray_nb.core.address import cluster_key
-    from castray_nb.core.discovery import discover
 
     session = Session(settings)
     events: list[Event] = []
     session.subscribe(events.append)
-    session.note_discovered(discover(settings))
+    session.discover()
     found = [e for e in events if e.kind == "cluster_discovered"]
     for cluster in (head, headless):
         assert sum(cluster_key(e.detail) == cluster_key(cluster.gcs_address) for e in found) == 1
     assert all(e.cluster.startswith("session_") for e in found)
     events.clear()
-    session.note_discovered(discover(settings))
+    session.discover()
     assert events == []  # already seen: no news

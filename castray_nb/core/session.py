@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .actors import ActorRecord
 from .address import cluster_key
 from .client import ClusterClient
-from .discovery import ClusterInfo
+from .discovery import ClusterInfo, discover
 from .errors import CastrayError, InvalidName, UnknownCluster
 from .local import LOST_GCS_DONE, LOST_GCS_GRACE_S, local_runtime
 from .nodes import ALIVE, NodeRecord, mark_unreachable, to_dataframe
@@ -202,6 +202,13 @@ class Session:
 
     def _names_text(self) -> str:
         return ", ".join(self._attached) or "none"
+
+    def discover(self) -> list[ClusterInfo]:
+        """Every live cluster on this machine (with this session's settings); subscribers
+        hear of each the first time this session sees it."""
+        found = discover(self.settings)
+        self.note_discovered(found)
+        return found
 
     def note_discovered(self, found: Sequence[ClusterInfo]) -> list[Event]:
         """Tell subscribers about clusters that a discovery found for the first time."""
