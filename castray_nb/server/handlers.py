@@ -253,21 +253,14 @@ class EventsHandler(_JsonErrors, JupyterHandler, websocket.WebSocketHandler):
     async def get(self, *args: Any, **kwargs: Any) -> None:
         await self.pre_get()
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
-            self.set_status(400)
-            self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps({"error": "bad_request", "message": "this endpoint is a WebSocket"}))
-            return
+            raise ApiError(400, "bad_request", "this endpoint is a WebSocket")
         interval = self.get_query_argument("interval", None)
         try:
             self._interval = float(interval) if interval is not None else None
-            if self._interval is not None and not 0.2 <= self._interval <= 3600:
-                raise ValueError
         except ValueError:
-            self.set_status(400)
-            self.set_header("Content-Type", "application/json")
-            message = "'interval' must be a number of seconds between 0.2 and 3600"
-            self.finish(json.dumps({"error": "bad_request", "message": message}))
-            return
+            self._interval = -1.0
+        if self._interval is not None and not 0.2 <= self._interval <= 3600:
+            raise ApiError(400, "bad_request", "'interval' must be a number of seconds between 0.2 and 3600")
         self._session = await _call(api.session)
         result = super().get(*args, **kwargs)
         if result is not None:
