@@ -507,7 +507,9 @@ def test_the_kernels_own_cluster_shutting_down_leaves_cleanly_and_the_kernel_sur
                             timeout=200, env={**os.environ, "HOME": home})  # fmt: skip
     shutil.rmtree(home, ignore_errors=True)
     lines = result.stdout.strip().splitlines()
-    assert result.returncode == 0 and lines[-1] == "still alive", result.stderr[-1500:]
+    # Ray's own crash reports are mostly stack frames: show what it said, not where.
+    said = [x for x in result.stderr.splitlines() if x.strip() and not x.startswith(("  /", "/"))]
+    assert result.returncode == 0 and lines[-1:] == ["still alive"], (result.stdout[-800:], said[:12])
     out = json.loads(lines[-2])
     assert out["before"] == ["ALIVE"]
     assert out["after"] == [], "local rows left"
