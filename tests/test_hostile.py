@@ -476,7 +476,7 @@ def test_nothing_listens_because_of_this_package(head) -> None:
 
 _LOST_DRIVER_SCRIPT = """
 import json, sys, time
-import castray_nb, ray
+import castray_nb, psutil, ray
 from castray_nb.launch import LocalCluster
 from castray_nb.core.session import Session
 from castray_nb.core.settings import Settings
@@ -488,9 +488,16 @@ session.subscribe(lambda e: events.append(e.kind))
 watch = session.watch(0.5)
 time.sleep(2)
 before = [r.state for r in session.rows(source="local")]
-cluster.stop()
 lost_at = time.monotonic()
-while "cluster_detached" not in events and time.monotonic() - lost_at < 40:
+if sys.argv[1] == "silent, then killed":
+    # The race a loaded machine runs into: a read is waiting on a GCS that dies under it.
+    gcs = next(p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [""])[0].endswith("gcs_server")
+               and cluster.temp_dir in " ".join(p.info["cmdline"]))
+    gcs.suspend()
+    time.sleep(3)
+    gcs.kill()
+cluster.stop()
+while "cluster_detached" not in events and time.monotonic() - lost_at < 50:
     time.sleep(0.5)
 watch.stop()
 print(json.dumps({"before": before, "after": [r.source for r in session.rows()], "events": events,
@@ -501,10 +508,11 @@ print("still alive")
 
 
 @pytest.mark.slow
-def test_the_kernels_own_cluster_shutting_down_leaves_cleanly_and_the_kernel_survives() -> None:
+@pytest.mark.parametrize("ending", ["stopped", "silent, then killed"])
+def test_the_kernels_own_cluster_going_away_leaves_cleanly_and_the_kernel_survives(ending: str) -> None:
     home = tempfile.mkdtemp(prefix="castray-lost-driver-")
-    result = subprocess.run([sys.executable, "-c", _LOST_DRIVER_SCRIPT], capture_output=True, text=True,
-                            timeout=200, env={**os.environ, "HOME": home})  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", _LOST_DRIVER_SCRIPT, ending], capture_output=True, text=True,
+                            timeout=220, env={**os.environ, "HOME": home})  # fmt: skip
     shutil.rmtree(home, ignore_errors=True)
     lines = result.stdout.strip().splitlines()
     # Ray's own crash reports are mostly stack frames: show what it said, not where.
@@ -515,4 +523,7 @@ def test_the_kernels_own_cluster_shutting_down_leaves_cleanly_and_the_kernel_sur
     assert out["after"] == [], "local rows left"
     assert not out["initialized"]
     assert "cluster_unreachable" in out["events"] and "cluster_detached" in out["events"]
-    assert out["ended_after"] < 30
+    # Ray ends a driver about 60 s after its GCS is gone, so castray must let go before that.
+    # A silent GCS costs a read timeout (5 s) first, and ray.shutdown() takes 10-15 s once
+    # the GCS is dead: 33 s measured, against 8-11 s for a GCS that stops cleanly.
+    assert out["ended_after"] < (30 if ending == "stopped" else 50)

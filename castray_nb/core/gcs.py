@@ -131,7 +131,7 @@ def _node_dict(info: Any) -> dict[str, Any]:
         "node_ip": info.node_manager_address,
         "is_head_node": info.is_head_node,
         "state": "ALIVE" if info.state == 0 else "DEAD",
-        "state_message": None,
+        "state_message": info.death_info.reason_message or None,
         "node_name": info.node_name,
         "hostname": info.node_manager_hostname,
         "resources_total": dict(info.resources_total),

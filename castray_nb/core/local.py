@@ -7,7 +7,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from .gcs import tcp_open
+from .errors import AuthRequired, ClusterUnreachable
+from .gcs import read_gcs
 from .nodes import NodeRecord, node_from_state
 
 
@@ -44,12 +45,14 @@ def initialized_ray() -> Any | None:
         return None
 
 
-def local_runtime(probe_timeout: float = 0.5) -> LocalRuntime | None:
+def local_runtime(gcs_timeout: float = 5.0) -> LocalRuntime | None:
     """This process's Ray runtime, or None. Never imports or starts Ray itself.
 
-    When the runtime's GCS no longer accepts connections this does not call into Ray
-    (``ray.nodes()`` would block, and Ray then ends the process); it returns the runtime
-    with ``reachable=False`` and no nodes.
+    The nodes are read with a GCS client of our own under ``gcs_timeout``, not with
+    ``ray.nodes()``: a ``ray.nodes()`` call that is under way when the GCS dies never
+    returns, and Ray ends the process a minute later even after ``ray.shutdown()``.
+    A GCS that refuses or stays silent gives the runtime with ``reachable=False`` and
+    no nodes.
     """
     ray = initialized_ray()
     if ray is None:
@@ -59,15 +62,28 @@ def local_runtime(probe_timeout: float = 0.5) -> LocalRuntime | None:
     except Exception:  # a Ray Client connection has no local GCS address
         gcs_address = None
     name = _session_name(ray) or "local"
-    if gcs_address and not tcp_open(gcs_address, probe_timeout):
-        return LocalRuntime(name, gcs_address, [], reachable=False)
     seen = dt.datetime.now(dt.UTC)
-    try:
-        raw_nodes = ray.nodes()
-    except Exception:  # the runtime went away between the two calls
+    raw: list[dict[str, Any]] | None
+    if gcs_address:
+        try:
+            raw = read_gcs(gcs_address, gcs_timeout).nodes
+        except AuthRequired:  # cannot happen to a driver that is connected; ask Ray itself
+            raw = _ray_nodes(ray)
+        except ClusterUnreachable:  # ClusterTimeout included
+            return LocalRuntime(name, gcs_address, [], reachable=False)
+    else:  # Ray Client: its nodes come through the client's own channel
+        raw = _ray_nodes(ray)
+    if raw is None:
         return None
-    nodes = [node_from_state(_state_shape(raw), cluster=name, source="local", seen=seen) for raw in raw_nodes]
+    nodes = [node_from_state(r, cluster=name, source="local", seen=seen) for r in raw]
     return LocalRuntime(name, gcs_address, nodes)
+
+
+def _ray_nodes(ray: Any) -> list[dict[str, Any]] | None:
+    try:
+        return [_state_shape(raw) for raw in ray.nodes()]
+    except Exception:  # the runtime went away meanwhile
+        return None
 
 
 def _session_name(ray: Any) -> str | None:

@@ -281,7 +281,7 @@ class Session:
         return [Event("cluster_unreachable", attachment.name, detail=error)] if was is not False else []
 
     def _read_local(self) -> list[Event]:
-        runtime = local_runtime(self.settings.probe_timeout)
+        runtime = local_runtime(self.settings.gcs_timeout)
         if runtime is not None and not runtime.reachable:
             return self._local_lost(runtime.name)
         with self._lock:
