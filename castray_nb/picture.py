@@ -90,14 +90,24 @@ def _figure(clusters: dict[str, list[NodeRecord]], actors: Mapping[tuple[str, st
     from matplotlib.figure import Figure
     from matplotlib.patches import FancyBboxPatch, Rectangle
 
-    tile_w, tile_h, gap = 0.82, 0.62, 0.18
+    tile_w, tile_h = 0.82, 0.62
+    pitch = tile_h + 0.4  # from one row of tiles to the next: the tile, its label, a gap
     band_rows = [-(-min(len(nodes), MAX_TILES + 1) // TILES_PER_ROW) for nodes in clusters.values()]
-    height_units = sum(r * (tile_h + gap + 0.22) + 0.55 for r in band_rows) + 0.1
+    height_units = sum(r * pitch + 0.55 for r in band_rows) + 0.1
     fig = Figure(figsize=(width, max(1.2, height_units * width / (TILES_PER_ROW + 0.4))), dpi=72)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(-0.2, TILES_PER_ROW + 0.2)
     ax.set_ylim(height_units, 0)
     ax.axis("off")
+
+    def tile(i: int, **style: Any) -> tuple[int, float]:
+        """Draw the rounded tile of slot ``i`` of the band that starts at ``y``; return its corner."""
+        x, top = i % TILES_PER_ROW, y + (i // TILES_PER_ROW) * pitch
+        ax.add_patch(
+            FancyBboxPatch((x + 0.04, top), tile_w, tile_h, boxstyle="round,pad=0,rounding_size=0.08", **style)
+        )
+        return x, top
+
     y = 0.1
     for (name, nodes), n_rows in zip(clusters.items(), band_rows, strict=True):
         counts = {s: sum(n.state == s for n in nodes) for s in (ALIVE, DEAD, UNREACHABLE)}
@@ -109,29 +119,28 @@ def _figure(clusters: dict[str, list[NodeRecord]], actors: Mapping[tuple[str, st
         shown = nodes if len(nodes) <= MAX_TILES + 1 else nodes[:MAX_TILES]
         ordered = sorted(shown, key=lambda n: (not n.is_head, n.state != ALIVE, n.node_ip, n.node_id))
         for i, node in enumerate(ordered):
-            x, top = i % TILES_PER_ROW, y + (i // TILES_PER_ROW) * (tile_h + gap + 0.22)
-            tile = FancyBboxPatch(
-                (x + 0.04, top),
-                tile_w,
-                tile_h,
-                boxstyle="round,pad=0,rounding_size=0.08",
+            x, top = tile(
+                i,
                 facecolor=FILL.get(node.state, "#8c959f"),
                 edgecolor="#1f2328" if node.is_head else "white",
                 linewidth=2.0 if node.is_head else 0.8,
                 alpha=0.95 if node.state == ALIVE else 0.75,
                 gid=f"castray-node-{node.state}-{node.node_id}",
             )
-            ax.add_patch(tile)
             live = node.state == ALIVE  # a dead node's last usage means nothing now
-            bars = (
-                ("C", _share(node.CPU_used, node.CPU), live and node.CPU > 0),
-                ("G", _share(node.GPU_used, node.GPU), live and node.GPU > 0),
-                ("M", _share(node.memory_used_bytes, node.memory_bytes), live and node.memory_bytes > 0),
+            usage = (
+                (
+                    _share(node.CPU_used, node.CPU),
+                    _share(node.GPU_used, node.GPU),
+                    _share(node.memory_used_bytes, node.memory_bytes),
+                )
+                if live
+                else (None, None, None)
             )
-            for j, (label, share, present) in enumerate(bars):
+            for j, (label, share) in enumerate(zip("CGM", usage, strict=True)):
                 by = top + 0.1 + j * 0.15
                 ax.text(x + 0.1, by + 0.05, label, fontsize=6, color="white", va="center")
-                known = present and share is not None  # unknown usage: a faint dashed outline
+                known = share is not None  # unknown usage (or none to have): a faint dashed outline
                 ax.add_patch(
                     Rectangle(
                         (x + 0.22, by),
@@ -144,7 +153,7 @@ def _figure(clusters: dict[str, list[NodeRecord]], actors: Mapping[tuple[str, st
                         alpha=1.0 if known else 0.5,
                     )
                 )
-                if present and share is not None:
+                if share is not None:
                     ax.add_patch(Rectangle((x + 0.22, by), 0.56 * share, 0.1, facecolor="white", linewidth=0))
             if node.is_head:
                 ax.text(x + 0.8, top + 0.02, "★", fontsize=11, color="#bf8700", ha="center", va="center")
@@ -153,24 +162,11 @@ def _figure(clusters: dict[str, list[NodeRecord]], actors: Mapping[tuple[str, st
             ax.text(x + 0.45, top + tile_h + 0.12, label, fontsize=6, color="#57606a", ha="center", va="center")
         if len(shown) < len(nodes):
             rest = nodes[len(shown) :]
-            i = len(shown)
-            x, top = i % TILES_PER_ROW, y + (i // TILES_PER_ROW) * (tile_h + gap + 0.22)
-            ax.add_patch(
-                FancyBboxPatch(
-                    (x + 0.04, top),
-                    tile_w,
-                    tile_h,
-                    boxstyle="round,pad=0,rounding_size=0.08",
-                    facecolor="#eaeef2",
-                    edgecolor="#8c959f",
-                    linewidth=0.8,
-                    gid="castray-more",
-                )
-            )
+            x, top = tile(len(shown), facecolor="#eaeef2", edgecolor="#8c959f", linewidth=0.8, gid="castray-more")
             alive = sum(n.state == ALIVE for n in rest)
             ax.text(x + 0.45, top + 0.25, f"+{len(rest)}", fontsize=9, ha="center", va="center", color="#24292f")
             ax.text(x + 0.45, top + 0.47, f"{alive} alive", fontsize=6, ha="center", va="center", color="#57606a")
-        y += n_rows * (tile_h + gap + 0.22)
+        y += n_rows * pitch
     out = io.StringIO()
     fig.savefig(out, format="svg", metadata={"Date": None}, transparent=True)
     svg = out.getvalue()
