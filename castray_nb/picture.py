@@ -12,6 +12,7 @@ output and on GitHub. Every tile's SVG group has the id ``castray-node-<STATE>-<
 
 from __future__ import annotations
 
+import heapq
 import io
 import re
 import threading
@@ -116,8 +117,9 @@ def _figure(clusters: dict[str, list[NodeRecord]], actors: Mapping[tuple[str, st
         title = f"{name}  ·  {len(nodes)} node{'s' * (len(nodes) != 1)}: {', '.join(parts)}  ·  {alive_cpu:g} CPU"
         ax.text(0, y + 0.3, title, fontsize=10, fontweight="bold", color="#24292f", va="center")
         y += 0.55
-        shown = nodes if len(nodes) <= MAX_TILES + 1 else nodes[:MAX_TILES]
-        ordered = sorted(shown, key=lambda n: (not n.is_head, n.state != ALIVE, n.node_ip, n.node_id))
+        # Order first, then cap: the head and the live nodes come first, whatever order the
+        # State API listed them in, so the head never vanishes into the "+N" tile.
+        ordered = heapq.nsmallest(MAX_TILES if len(nodes) > MAX_TILES + 1 else len(nodes), nodes, key=_tile_order)
         for i, node in enumerate(ordered):
             x, top = tile(
                 i,
@@ -160,10 +162,10 @@ def _figure(clusters: dict[str, list[NodeRecord]], actors: Mapping[tuple[str, st
             count = actors.get((node.cluster, node.node_id))
             label = node.node_ip + (f" · {count} actor{'s' * (count != 1)}" if count else "")
             ax.text(x + 0.45, top + tile_h + 0.12, label, fontsize=6, color="#57606a", ha="center", va="center")
-        if len(shown) < len(nodes):
-            rest = nodes[len(shown) :]
-            x, top = tile(len(shown), facecolor="#eaeef2", edgecolor="#8c959f", linewidth=0.8, gid="castray-more")
-            alive = sum(n.state == ALIVE for n in rest)
+        if len(ordered) < len(nodes):
+            x, top = tile(len(ordered), facecolor="#eaeef2", edgecolor="#8c959f", linewidth=0.8, gid="castray-more")
+            alive = sum(n.state == ALIVE for n in nodes) - sum(n.state == ALIVE for n in ordered)
+            rest = range(len(nodes) - len(ordered))
             ax.text(x + 0.45, top + 0.25, f"+{len(rest)}", fontsize=9, ha="center", va="center", color="#24292f")
             ax.text(x + 0.45, top + 0.47, f"{alive} alive", fontsize=6, ha="center", va="center", color="#57606a")
         y += n_rows * pitch
@@ -172,3 +174,7 @@ def _figure(clusters: dict[str, list[NodeRecord]], actors: Mapping[tuple[str, st
     svg = out.getvalue()
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and DOCTYPE: inline markup
     return re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
+
+
+def _tile_order(node: NodeRecord) -> tuple[bool, bool, str, str]:
+    return (not node.is_head, node.state != ALIVE, node.node_ip, node.node_id)
