@@ -17,6 +17,7 @@ from castray_nb.core.sources import Candidate
 from castray_nb.launch import LocalCluster, free_ports
 from tests.conftest import wait_until
 from tests.drivers import OtherDriver
+from tests.netns import run_where_ports_are_free
 from tests.servers import not_ray_http, silent_server
 
 
@@ -133,14 +134,14 @@ def test_reading_nodes_through_dashboard_and_gcs_agree(head, settings) -> None:
 
 
 @pytest.mark.slow
-def test_another_notebooks_ray_init_with_a_moved_dashboard_and_default_token(settings, monkeypatch) -> None:
+def test_another_notebooks_ray_init_with_a_moved_dashboard_and_default_token(request, settings, monkeypatch) -> None:
     """Another process's ray.init() while 8265 is taken: Ray moves the dashboard up, and
-    (Ray 2.60) turns token auth on. Discovery must find the real URL and say a token is needed."""
-    try:
-        blocker = not_ray_http(8265)
-        taken = blocker.__enter__()
-    except OSError:
-        pytest.skip("port 8265 is in use on this machine; cannot stage a moved dashboard")
+    (Ray 2.60) turns token auth on. Discovery must find the real URL and say a token is needed.
+    (Where another program holds 8265, the test runs in a network namespace of its own.)"""
+    if not run_where_ports_are_free(request, [8265]):
+        return
+    blocker = not_ray_http(8265)
+    taken = blocker.__enter__()
     driver = None
     try:
         driver = OtherDriver()
