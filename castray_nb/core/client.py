@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime as dt
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .actors import ActorReading, read_actors
 from .auth import Token
 from .errors import ClusterUnreachable
+from .gcpause import gc_paused
 from .gcs import read_gcs
-from .http import get_json
-from .nodes import NodeRecord, node_from_state, state_api_within_cap, usage_by_node
+from .http import BIG_REPLY_BYTES, get_bytes, get_json, parse_json
+from .nodes import NodeRecord, node_from_state, reuse_unchanged, state_api_within_cap, usage_by_node
 from .settings import Settings
 
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="castray-http")
+BIG_READ_NODES = 500
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class Reading:
     elapsed_s: float
     total: int  # nodes the server has; more than len(nodes) when it truncated
     warnings: tuple[str, ...] = field(default=())
+    seen: dt.datetime | None = None  # when it was read: every node's last_seen
 
     @property
     def truncated(self) -> bool:
@@ -53,40 +58,82 @@ class ClusterClient:
             raise ClusterUnreachable(f"{self.dashboard_url} answers HTTP but is not a Ray dashboard")
         return reply
 
-    def read(self, *, cluster: str, source: str = "external") -> Reading:
-        """Read every node. Falls back to the GCS when the dashboard does not answer."""
+    def read(self, *, cluster: str, source: str = "external", previous: Sequence[NodeRecord] = ()) -> Reading:
+        """Read every node. Falls back to the GCS when the dashboard does not answer.
+
+        Nodes equal to one of ``previous`` (the last reading's) come back as that same
+        record, for the caller to move its ``last_seen`` on (see :func:`reuse_unchanged`).
+        """
         started = time.perf_counter()
         if self.dashboard_url:
             try:
-                return self._read_dashboard(cluster, source, started)
+                return self._read_dashboard(cluster, source, started, previous)
             except ClusterUnreachable:
                 if not self.gcs_address:
                     raise
         if not self.gcs_address:
             raise ClusterUnreachable("nothing to read: no dashboard URL and no GCS address")
-        return self._read_gcs(cluster, source, started)
+        return self._read_gcs(cluster, source, started, previous)
 
-    def _read_dashboard(self, cluster: str, source: str, started: float) -> Reading:
+    def _read_dashboard(
+        self, cluster: str, source: str, started: float, previous: Sequence[NodeRecord] = ()
+    ) -> Reading:
         assert self.dashboard_url
-        url, timeout = self.dashboard_url, self.settings.http_timeout
-        # The three requests go out together: a read costs the slowest, not the sum.
+        url, timeout, limit = self.dashboard_url, self.settings.http_timeout, self.settings.node_limit
+
+        def nodes_url(size: int) -> str:
+            return f"{url}/api/v0/nodes?detail=1&limit={size}"
+
+        # The three requests go out together: a read costs the slowest, not the sum. Every
+        # network wait ends before the decoding starts, so the burst of allocations that
+        # decoding and building make is one stretch of CPU work (see gcpause).
         version = _POOL.submit(self.version)
-        status = _POOL.submit(get_json, f"{url}/api/cluster_status", timeout, token=self.token)
-        raw_nodes, total = self._state_nodes(self.settings.node_limit, timeout)
+        status = _POOL.submit(get_bytes, f"{url}/api/cluster_status", timeout, token=self.token)
+        first = get_bytes(nodes_url(limit), timeout, token=self.token)
         session = version.result().get("session_name")
         warnings = []
-        usage = {}
         try:
-            usage = usage_by_node(status.result())
+            status_body: bytes | None = status.result()
         except ClusterUnreachable as exc:  # usage is extra; the nodes stand without it
+            status_body = None
             warnings.append(f"no usage: {exc}")
-        seen = dt.datetime.now(dt.UTC)
-        nodes = [
-            node_from_state(
-                raw, cluster=cluster, source=source, seen=seen, dashboard_url=url, usage=usage.get(raw["node_id"])
+        with contextlib.ExitStack() as pause:
+
+            def fetch(size: int) -> Any:
+                # A refused limit is a short reply, so a second request (at the server's
+                # cap) is always made before the collector is paused.
+                body = first if size == limit else get_bytes(nodes_url(size), timeout, token=self.token)
+                if len(body) > BIG_REPLY_BYTES:
+                    pause.enter_context(gc_paused())
+                return parse_json(body, url)
+
+            try:
+                raw_nodes, counts, _, _ = state_api_within_cap(fetch, limit, "node")
+            except ValueError as exc:
+                raise ClusterUnreachable(f"{url}: {exc}") from None
+            usage = {}
+            if status_body is not None:
+                try:
+                    usage = usage_by_node(parse_json(status_body, url))
+                except ClusterUnreachable as exc:
+                    warnings.append(f"no usage: {exc}")
+            seen = dt.datetime.now(dt.UTC)
+            nodes = reuse_unchanged(
+                (
+                    node_from_state(
+                        raw,
+                        cluster=cluster,
+                        source=source,
+                        seen=seen,
+                        dashboard_url=url,
+                        usage=usage.get(raw["node_id"]),
+                    )
+                    for raw in raw_nodes
+                ),
+                previous,
             )
-            for raw in raw_nodes
-        ]
+            del raw_nodes, usage  # freed while the collector is still paused
+        total = counts.total
         if total > len(nodes):
             warnings.append(
                 f"the dashboard returned {len(nodes)} of {total} nodes (Ray's State API caps a reply; "
@@ -99,20 +146,8 @@ class ClusterClient:
             elapsed_s=time.perf_counter() - started,
             total=total,
             warnings=tuple(warnings),
+            seen=seen,
         )
-
-    def _state_nodes(self, limit: int, timeout: float) -> tuple[list[dict[str, Any]], int]:
-        """Nodes from the State API; when it refuses our limit, ask again at its own."""
-        url = self.dashboard_url
-
-        def fetch(size: int) -> Any:
-            return get_json(f"{url}/api/v0/nodes?detail=1&limit={size}", timeout, token=self.token)
-
-        try:
-            rows, counts, _, _ = state_api_within_cap(fetch, limit, "node")
-        except ValueError as exc:
-            raise ClusterUnreachable(f"{url}: {exc}") from None
-        return rows, counts.total
 
     def actors(self, *, cluster: str, node_ids: list[str], state: str | None = None) -> ActorReading:
         """The cluster's actors (of ``state``, if given) from the dashboard's State API."""
@@ -130,15 +165,19 @@ class ClusterClient:
         except ValueError as exc:
             raise ClusterUnreachable(f"{url}: {exc}") from None
 
-    def _read_gcs(self, cluster: str, source: str, started: float) -> Reading:
+    def _read_gcs(self, cluster: str, source: str, started: float, previous: Sequence[NodeRecord] = ()) -> Reading:
         assert self.gcs_address
         reading = read_gcs(self.gcs_address, self.settings.gcs_timeout)
         seen = dt.datetime.now(dt.UTC)
-        nodes = [node_from_state(raw, cluster=cluster, source=source, seen=seen) for raw in reading.nodes]
+        with gc_paused(len(reading.nodes) > BIG_READ_NODES):
+            nodes = reuse_unchanged(
+                (node_from_state(raw, cluster=cluster, source=source, seen=seen) for raw in reading.nodes), previous
+            )
         return Reading(
             session_name=reading.session_name,
             nodes=nodes,
             via="gcs",
             elapsed_s=time.perf_counter() - started,
             total=len(nodes),
+            seen=seen,
         )

