@@ -18,11 +18,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import ipywidgets as W
+
+from . import cells
 from .core.actors import ActorRecord
-from .core.connector import resolve
 from .core.errors import CastrayError
 from .core.nodes import ALIVE, DEAD, NodeRecord
-from .core.session import ClusterState, Event, Session
+from .core.session import ClusterState, Event, Session, Watch
 
 HIGHLIGHT_SECONDS = 3.0
 PICTURE_USAGE_EVERY = 10.0  # usage alone redraws the picture at most this often; states redraw it at once
@@ -31,46 +33,55 @@ _STATE_COLOURS = {ALIVE: "#1a7f37", DEAD: "#8c959f", "UNREACHABLE": "#cf222e"}
 _GIB = 1024**3
 
 
-class Panel:
-    """The widget plus its wiring. ``panel.widget`` is the ipywidgets box; ``close()`` ends it."""
+class Panel(W.VBox):
+    """The live panel: an ipywidgets ``VBox``, so it composes into any layout
+    (``W.VBox([castray_nb.panel()])``, a tab, an ``AppLayout``, Voilà).
 
-    def __init__(self, session: Session, interval: float | None = None) -> None:
-        import ipywidgets as w
+    It observes a session: a background watch refreshes the session and the panel
+    re-renders from it; buttons call the session's own ``connect``/``discover``/``detach``.
+    ``close()`` (or leaving a ``with`` block) ends its watch and subscription and closes
+    its widgets; the session and its clusters stay. Every widget value is written under
+    one lock, from whichever thread (refresh, button, kernel).
+    """
 
+    def __init__(self, session: Session, interval: float | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.session = session
         self.interval = interval or session.settings.refresh_interval
+        self._lock = threading.RLock()  # every widget write, and the panel's own state
         self._changed: dict[str, float] = {}  # node_id -> highlight until (monotonic)
         self._messages: deque[str] = deque(maxlen=6)
-        self._render_lock = threading.Lock()
-        self.closed = False
+        self._closed = False
+        self._text = "castray panel: no nodes"  # the last render as text, for the display bundle
 
-        self.discover_button = w.Button(description="Discover", icon="search", tooltip="find clusters on this machine")
-        self.address = w.Text(placeholder="host:port, http://host:port, session name or auto", layout={"width": "24em"})
-        self.connect_button = w.Button(description="Connect", icon="plug", button_style="primary")
-        self.detach_choice = w.Dropdown(options=[], layout={"width": "16em"})
-        self.disconnect_button = w.Button(description="Disconnect", icon="unlink")
-        self.pause = w.ToggleButton(value=False, description="Pause", icon="pause", tooltip="pause live updates")
-        self.interval_box = w.BoundedFloatText(
+        self.discover_button = W.Button(description="Discover", icon="search", tooltip="find clusters on this machine")
+        self.address = W.Text(placeholder="host:port, http://host:port, session name or auto", layout={"width": "24em"})
+        self.connect_button = W.Button(description="Connect", icon="plug", button_style="primary")
+        self.detach_choice = W.Dropdown(options=[], layout={"width": "12em"})
+        self.disconnect_button = W.Button(description="Disconnect", icon="unlink")
+        self.pause = W.ToggleButton(value=False, description="Pause", icon="pause", tooltip="pause live updates")
+        self.interval_box = W.BoundedFloatText(
             value=self.interval, min=0.2, max=3600, step=0.5, description="every (s)", layout={"width": "11em"}
         )
-        self.state_filter = w.Dropdown(options=["all states", ALIVE, DEAD, "UNREACHABLE"], layout={"width": "10em"})
-        self.text_filter = w.Text(placeholder="filter: cluster, ip, node id", layout={"width": "16em"})
-        self.prev_button = w.Button(icon="chevron-left", tooltip="previous page", layout={"width": "3em"})
-        self.next_button = w.Button(icon="chevron-right", tooltip="next page", layout={"width": "3em"})
-        self.page_label = w.HTML()
+        self.state_filter = W.Dropdown(options=["all states", ALIVE, DEAD, "UNREACHABLE"], layout={"width": "10em"})
+        self.text_filter = W.Text(placeholder="filter: cluster, ip, node id", layout={"width": "16em"})
+        self.prev_button = W.Button(icon="chevron-left", tooltip="previous page", layout={"width": "3em"})
+        self.next_button = W.Button(icon="chevron-right", tooltip="next page", layout={"width": "3em"})
+        self.page_label = W.HTML()
         self.page = 0
-        self.found = w.HTML()
-        self.status = w.HTML()
-        self.picture = w.HTML()
-        self.table = w.HTML()
-        self.actor_choice = w.Dropdown(options=[(_NO_NODE, "")], value="", layout={"width": "36em"})
-        self.actor_list = w.HTML()
-        self.messages = w.HTML()
+        self.found = W.HTML()
+        self.status = W.HTML()
+        self.picture = W.HTML(layout={"max_width": "100%", "overflow": "auto"})
+        # The table scrolls inside the panel rather than running off the cell's edge.
+        self.table = W.HTML(layout={"max_width": "100%", "overflow": "auto"})
+        self.actor_choice = W.Dropdown(options=[(_NO_NODE, "")], value="", layout={"width": "36em"})
+        self.actor_list = W.HTML(layout={"max_width": "100%", "overflow": "auto"})
+        self.messages = W.HTML()
         self._drawn: tuple[Any, ...] | None = None  # signature of the picture on show
         self._drawn_structure: tuple[Any, ...] | None = None
         self._drawn_at = 0.0
         self._draw_lock = threading.Lock()
-        toolbar = w.HBox(
+        toolbar = W.HBox(
             [
                 self.discover_button,
                 self.address,
@@ -82,20 +93,22 @@ class Panel:
             ],
             layout={"flex_flow": "row wrap"},
         )
-        pager = w.HBox([self.state_filter, self.text_filter, self.prev_button, self.page_label, self.next_button])
-        self.widget = w.VBox(
-            [
-                toolbar,
-                self.found,
-                self.status,
-                self.picture,
-                pager,
-                self.table,
-                self.actor_choice,
-                self.actor_list,
-                self.messages,
-            ]
+        pager = W.HBox(
+            [self.state_filter, self.text_filter, self.prev_button, self.page_label, self.next_button],
+            layout={"flex_flow": "row wrap"},
         )
+        self.children = (
+            toolbar,
+            self.found,
+            self.status,
+            self.picture,
+            pager,
+            self.table,
+            self.actor_choice,
+            self.actor_list,
+            self.messages,
+        )
+        self.layout.max_width = "100%"
 
         self.discover_button.on_click(lambda _: self._in_background(self._discover))
         self.connect_button.on_click(lambda _: self._in_background(self._connect))
@@ -108,9 +121,20 @@ class Panel:
         self.interval_box.observe(self._on_interval, names="value")
         self.actor_choice.observe(lambda _: self._render_actors(), names="value")
 
+        self._unsubscribe: Callable[[], None] | None = None
+        self._watch: Watch | None = None
         self._unsubscribe = session.subscribe(self._on_event)
         self._watch = self._start_watch()
         self.render()
+
+    @property
+    def widget(self) -> Panel:
+        """The panel itself (it is the widget); kept for code written before it was."""
+        return self
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     # --- what the buttons do (always in a thread: the kernel stays free) -------------
 
@@ -135,51 +159,60 @@ class Panel:
             f"{', token needed' if c.auth_required else ''}{' (attached)' if c.gcs_address in attached else ''}</li>"
             for c in found
         )
-        self.found.value = f"<b>Discovered {len(found)} live cluster(s)</b><ul style='margin:2px 0'>{items}</ul>"
-        if found and not self.address.value.strip():
-            self.address.value = next((c.gcs_address or c.name for c in found if c.gcs_address not in attached), "")
+        with self._lock:
+            self.found.value = f"<b>Discovered {len(found)} live cluster(s)</b><ul style='margin:2px 0'>{items}</ul>"
+            if found and not self.address.value.strip():
+                self.address.value = next((c.gcs_address or c.name for c in found if c.gcs_address not in attached), "")
         self.say(f"discovered {len(found)} live cluster(s)")
 
     def _connect(self) -> None:
-        text = self.address.value.strip()
-        for info in resolve(text, self.session.settings, allow_many=True):
-            state = self.session.attach(info)
-            self.say(f"attached {state.name}")
-        self.address.value = ""
+        with self._lock:
+            text = self.address.value.strip()
+        state = self.session.connect(text or "auto")
+        self.say(f"attached {state.name} ({state.session_name})")
+        with self._lock:
+            if self.address.value.strip() == text:
+                self.address.value = ""
 
     def _disconnect(self) -> None:
-        name = self.detach_choice.value
+        with self._lock:
+            name = self.detach_choice.value
         if not name:
             raise CastrayError("no attached cluster to disconnect")
         self.session.detach(name)
         self.say(f"detached {name}")
 
     def _on_pause(self, change: dict[str, Any]) -> None:
-        if change["new"]:
+        with self._lock:
+            if self._closed or self._watch is None:
+                return
             self._watch.stop()
-            self.pause.description, self.pause.icon = "Resume", "play"
-            self.say("live updates paused")
-        else:
-            self._watch = self._start_watch()
-            self.pause.description, self.pause.icon = "Pause", "pause"
-            self.say("live updates resumed")
+            if change["new"]:
+                self.pause.description, self.pause.icon = "Resume", "play"
+            else:
+                self._watch = self._start_watch()
+                self.pause.description, self.pause.icon = "Pause", "pause"
+        self.say("live updates paused" if change["new"] else "live updates resumed")
 
-    def _start_watch(self) -> Any:
+    def _start_watch(self) -> Watch:
         return self.session.watch(self.interval, self._on_refresh, actors=True)
 
     def _on_filter(self, change: dict[str, Any]) -> None:
-        self.page = 0
+        with self._lock:
+            self.page = 0
         self.render()
 
     def _turn(self, step: int) -> None:
-        self.page = max(0, self.page + step)
+        with self._lock:
+            self.page = max(0, self.page + step)
         self.render()
 
     def visible_rows(self) -> tuple[list[NodeRecord], list[NodeRecord]]:
         """(every row, the rows that pass the filters)."""
         rows = self.session.rows()
-        state = self.state_filter.value
-        text = self.text_filter.value.strip().lower()
+        with self._lock:
+            state = self.state_filter.value
+            text = self.text_filter.value.strip().lower()
         shown = [
             r
             for r in rows
@@ -189,47 +222,55 @@ class Panel:
         return rows, shown
 
     def _on_interval(self, change: dict[str, Any]) -> None:
-        self.interval = float(change["new"])
-        if not self.pause.value:
-            self._watch.stop()
-            self._watch = self._start_watch()
+        with self._lock:
+            if self._closed:
+                return
+            self.interval = float(change["new"])
+            if not self.pause.value and self._watch is not None:
+                self._watch.stop()
+                self._watch = self._start_watch()
 
     # --- what the session tells us ---------------------------------------------------
 
     def _on_event(self, event: Event) -> None:
         if event.node_id and event.kind in ("node_added", "node_state_changed"):
-            self._changed[event.node_id] = time.monotonic() + HIGHLIGHT_SECONDS
+            with self._lock:
+                self._changed[event.node_id] = time.monotonic() + HIGHLIGHT_SECONDS
         elif event.kind in ("cluster_unreachable", "cluster_recovered"):
             self.say(
                 f"{event.cluster}: {event.kind.split('_')[1]} {event.detail}", error=event.kind.endswith("unreachable")
             )
 
     def _on_refresh(self, events: list[Event]) -> None:
-        if not self.closed:
-            self.render()
+        self.render()
 
     def say(self, message: str, *, error: bool = False) -> None:
         stamp = dt.datetime.now().strftime("%H:%M:%S")
-        colour = "#cf222e" if error else "#57606a"
-        self._messages.append(f"<div style='color:{colour}'>{stamp} {_e(message)}</div>")
-        self.messages.value = "".join(self._messages)
+        colour = "#cf222e" if error else "var(--jp-ui-font-color2, #57606a)"
+        with self._lock:
+            if self._closed:
+                return
+            self._messages.append(f"<div style='color:{colour}'>{stamp} {_e(message)}</div>")
+            self.messages.value = "".join(self._messages)
 
     # --- drawing -----------------------------------------------------------------
 
     def render(self) -> None:
-        if self.closed:
-            return
-        with self._render_lock:
+        states = self.session.clusters()
+        local = self.session.rows(source="local")
+        rows, shown = self.visible_rows()
+        counts = self.session.actor_counts()
+        with self._lock:
+            if self._closed:
+                return
             now = time.monotonic()
             self._changed = {k: v for k, v in self._changed.items() if v > now}
-            states = self.session.clusters()
             names = [c.name for c in states]
             if list(self.detach_choice.options) != names:
                 keep = self.detach_choice.value
                 self.detach_choice.options = names
                 self.detach_choice.value = keep if keep in names else (names[0] if names else None)
-            self.status.value = render_status(states, self.session.rows(source="local"))
-            rows, shown = self.visible_rows()
+            self.status.value = render_status(states, local)
             pages = max(1, -(-len(shown) // PAGE_SIZE))
             self.page = min(self.page, pages - 1)
             first = self.page * PAGE_SIZE
@@ -241,10 +282,10 @@ class Panel:
             )
             self.prev_button.disabled = self.page == 0
             self.next_button.disabled = self.page >= pages - 1
-            counts = self.session.actor_counts()
             self.table.value = render_table(page, set(self._changed), summary_of=rows, actor_counts=counts)
+            self._text = render_text(page) + (f"\n... {len(shown)} rows in all" if len(shown) > len(page) else "")
             self._update_actor_choice(rows, counts)
-        self._render_actors()
+            self._render_actors()
         if threading.current_thread() is threading.main_thread():
             # matplotlib's first import and a big drawing take a while: never on the kernel's thread
             threading.Thread(target=self.draw_picture, name="castray-picture", daemon=True).start()
@@ -257,7 +298,7 @@ class Panel:
         from .picture import render_picture, signature, structure
 
         with self._draw_lock:
-            if self.closed:
+            if self._closed:
                 return False
             rows, counts = self.session.rows(), self.session.actor_counts()
             full = signature(rows, counts)
@@ -267,9 +308,15 @@ class Panel:
             if shape == self._drawn_structure and time.monotonic() - self._drawn_at < PICTURE_USAGE_EVERY:
                 return False
             try:
-                self.picture.value = render_picture(rows, counts)
+                svg = render_picture(rows, counts)
             except Exception as exc:  # a drawing problem must not stop the table
                 self.say(f"picture: {type(exc).__name__}: {exc}", error=True)
+                svg = None
+            with self._lock:
+                if self._closed:
+                    return False
+                if svg is not None:
+                    self.picture.value = svg
             self._drawn, self._drawn_structure, self._drawn_at = full, shape, time.monotonic()
             return True
 
@@ -283,50 +330,89 @@ class Panel:
             )
             for (cluster, node), n in sorted(counts.items())
         ]
-        if list(self.actor_choice.options) != options:
-            keep = self.actor_choice.value
-            self.actor_choice.options = options
-            self.actor_choice.value = keep if keep in {v for _, v in options} else ""
+        with self._lock:
+            if list(self.actor_choice.options) != options:
+                keep = self.actor_choice.value
+                self.actor_choice.options = options
+                self.actor_choice.value = keep if keep in {v for _, v in options} else ""
 
     def _render_actors(self) -> None:
-        choice = self.actor_choice.value or ""
-        if not choice:
-            self.actor_list.value = ""
-            return
-        cluster, _, node = choice.partition("\x1f")
-        self.actor_list.value = render_actors(self.session.cached_actors(cluster, node))
+        with self._lock:
+            if self._closed:
+                return
+            choice = self.actor_choice.value or ""
+            if not choice:
+                self.actor_list.value = ""
+                return
+            cluster, _, node = choice.partition("\x1f")
+            self.actor_list.value = render_actors(self.session.cached_actors(cluster, node))
+
+    # --- the end -------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop live updates and remove the widget; the session and its clusters stay."""
-        self.closed = True
-        self._watch.stop()
-        self._unsubscribe()
-        self.widget.close()
+        """Stop live updates and close the panel's widgets; the session and its clusters
+        stay. Idempotent; also what re-running the panel's cell does (see :func:`panel`)."""
+        lock = getattr(self, "_lock", None)  # ipywidgets may close a half-built widget
+        if lock is not None:
+            with lock:
+                first, self._closed = not self._closed, True
+            if first:
+                if self._watch is not None:
+                    self._watch.stop()
+                if self._unsubscribe is not None:
+                    self._unsubscribe()
+                cells.forget(self)
+                for child in _descendants(self):
+                    child.close()
+        super().close()
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        """The widget, plus HTML and text tables (first page) for front ends without widgets."""
-        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
-        rows = self.session.rows()
-        status = render_status(self.session.clusters(), self.session.rows(source="local"))
-        more = len(rows) > PAGE_SIZE
-        from .picture import render_picture
+    def __enter__(self) -> Panel:
+        return self
 
-        counts = self.session.actor_counts()
-        bundle["text/html"] = (
-            status
-            + render_picture(rows, counts)
-            + render_table(rows[:PAGE_SIZE], set(), summary_of=rows, actor_counts=counts)
-            + (f"<div>first {PAGE_SIZE} of {len(rows)} rows</div>" if more else "")
-        )
-        bundle["text/plain"] = render_text(rows[:PAGE_SIZE]) + (f"\n... {len(rows)} rows in all" if more else "")
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        """The widget, plus the last render as HTML and text for front ends without
+        widgets (nbconvert, a terminal): no fresh drawing per display."""
+        bundle = dict(super()._repr_mimebundle_(**kwargs) or {})
+        with self._lock:
+            bundle["text/html"] = self.status.value + self.picture.value + self.table.value
+            bundle["text/plain"] = self._text
         return bundle
 
 
+def _descendants(box: W.Box) -> list[W.Widget]:
+    found: list[W.Widget] = []
+    for child in box.children:
+        if isinstance(child, W.Box):
+            found.extend(_descendants(child))
+        found.append(child)
+    return found
+
+
 def panel(interval: float | None = None, session: Session | None = None) -> Panel:
-    """A live panel over the default session (or ``session``), refreshing every ``interval`` s."""
+    """A live panel over the default session (or ``session``), refreshing every ``interval`` s.
+
+    It is an ipywidgets ``VBox``. It belongs to the notebook cell that made it: running
+    that cell again closes it (see :mod:`castray_nb.cells`); so do ``panel.close()`` and
+    leaving ``with castray_nb.panel() as p:``.
+
+    >>> castray_nb.panel(interval=1)                        # doctest: +SKIP
+    >>> ipywidgets.Tab([castray_nb.panel(), other_widget])  # doctest: +SKIP
+    """
     from .api import session as default_session
 
-    return Panel(session or default_session(), interval)
+    cells.hook_cells()
+    cell = cells.current_cell_id()
+    made = Panel(session or default_session(), interval)
+    cells.adopt(made, cell)
+    return made
+
+
+def open_panels() -> list[Panel]:
+    """The panels made by :func:`panel` that are still open."""
+    return cells.owned()
 
 
 _NO_NODE = "actors: pick a node to list them"
