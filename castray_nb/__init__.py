@@ -17,12 +17,16 @@ import logging
 from typing import Any
 
 from .core.errors import (
+    AmbiguousAddress,
     AuthRequired,
     CastrayError,
     ClusterTimeout,
     ClusterUnreachable,
     DriverConflict,
     InvalidAddress,
+    InvalidArgument,
+    InvalidName,
+    NameTaken,
     UnknownCluster,
 )
 
@@ -38,6 +42,7 @@ _WHERE = {
     "connect": "castray_nb.api",
     "disconnect": "castray_nb.api",
     "discover": "castray_nb.api",
+    "discover_report": "castray_nb.api",
     "nodes": "castray_nb.api",
     "session": "castray_nb.api",
     "status": "castray_nb.api",
@@ -48,12 +53,16 @@ _WHERE = {
 }
 
 __all__ = [
+    "AmbiguousAddress",
     "AuthRequired",
     "CastrayError",
     "ClusterTimeout",
     "ClusterUnreachable",
     "DriverConflict",
     "InvalidAddress",
+    "InvalidArgument",
+    "InvalidName",
+    "NameTaken",
     "UnknownCluster",
     *_WHERE,
 ]

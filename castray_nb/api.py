@@ -6,102 +6,82 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .core.address import parse_address
-from .core.connector import become_driver, driver_address, leave_driver, resolve
-from .core.discovery import ClusterInfo
-from .core.errors import CastrayError, InvalidAddress
-from .core.session import ClusterState, Session, checked_name
+from .core.connector import driver_address, leave_driver
+from .core.discovery import ClusterInfo, DiscoveryReport
+from .core.errors import CastrayError, InvalidArgument
+from .core.session import ClusterState, Session
 
 if TYPE_CHECKING:
     import pandas as pd
 
 _default: Session | None = None
 _default_lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def session() -> Session:
-    """The process-wide session that the functions below, the magics and the panel share."""
+    """The process-wide session that the functions below, the magics and the panel share.
+
+    Creating it is instant: the clusters of the ``attach`` setting (``CASTRAY_ATTACH``)
+    are attached by a background thread, so a server's event loop never waits on them.
+    """
     global _default
     with _default_lock:
-        if _default is None:
+        if _default is None or _default.closed:
             _default = Session()
-            for address in _default.settings.attach:  # CASTRAY_ATTACH / "attach" setting
-                try:
-                    for info in resolve(address, _default.settings, allow_many=True):
-                        _default.attach(info, refresh=False)
-                except CastrayError as exc:
-                    logging.getLogger(__name__).warning("could not attach %s on start: %s", address, exc)
+            if _default.settings.attach:
+                threading.Thread(
+                    target=_attach_on_start, args=(_default,), name="castray-attach-on-start", daemon=True
+                ).start()
         return _default
+
+
+def _attach_on_start(s: Session) -> None:
+    for address in s.settings.attach:
+        try:
+            if address.strip().lower() == "auto":
+                s.discover(connect=True)
+            else:
+                s.connect(address, refresh=False)
+        except CastrayError as exc:
+            log.warning("could not attach %s on start: %s", address, exc)
 
 
 def discover(*, connect: bool = False) -> list[ClusterInfo]:
     """Every live Ray cluster on this machine; with ``connect=True`` attach them all.
 
+    Attaching goes on past a cluster that cannot be attached; :func:`discover_report`
+    says which and why.
+
     >>> import castray_nb
     >>> [c.name for c in castray_nb.discover()]     # doctest: +SKIP
     ['session_2026-11-28_10-00-00_123456_4242']
     """
-    s = session()
-    found = s.discover()
-    if connect:
-        for info in found:
-            s.attach(info, refresh=False)
-        s.refresh()
-    return found
+    return session().discover(connect=connect)
+
+
+def discover_report() -> DiscoveryReport | None:
+    """What the last :func:`discover` found, rejected, attached and failed to attach.
+
+    >>> castray_nb.discover(connect=True); castray_nb.discover_report().attach_errors  # doctest: +SKIP
+    ()
+    """
+    return session().discover_report()
 
 
 def connect(address: str = "auto", *, name: str | None = None, driver: bool = False) -> ClusterState:
     """Attach a cluster read-only (and, with ``driver=True``, also ``ray.init`` to it).
 
-    ``address``: ``host:port`` (GCS), ``http(s)://host:port`` (dashboard), ``ray://host:port``
-    (driver only), a discovered session name, or ``auto`` (the only live cluster here).
+    ``address``: ``host:port`` (GCS), ``http(s)://host:port`` (dashboard), a host alone,
+    ``ray://host:port`` (driver only), a discovered session name, or ``auto`` (the only
+    live cluster here; with several, :class:`AmbiguousAddress`: use
+    ``discover(connect=True)`` to attach them all). ``name`` defaults to a short one such
+    as ``ray-6379``.
 
     >>> castray_nb.connect("127.0.0.1:6379", name="lab")    # doctest: +SKIP
+    ClusterState(lab · gcs 127.0.0.1:6379 · nodes 1/1 alive · read via dashboard, ... )
     """
-    s = session()
-    parsed = parse_address(address)
-    if name is not None:
-        name = checked_name(name)
-    if parsed.kind == "client":
-        if not driver:
-            raise InvalidAddress(address, "ray:// addresses only serve a driver connection (driver=True)")
-        become_driver(parsed.url)
-        s.refresh()
-        return _driver_state(s, parsed.url)
-    (info,) = resolve(parsed, s.settings)
-    if driver:
-        if not info.gcs_address:
-            raise CastrayError(f"{info.name}: no GCS address known, so it cannot be joined as a driver")
-        become_driver(info.gcs_address)
-    return s.attach(info, name)
-
-
-def _driver_state(s: Session, url: str) -> ClusterState:
-    rows = s.rows(source="local")
-    info = ClusterInfo(
-        name=rows[0].cluster if rows else url,
-        gcs_address=None,
-        dashboard_url=None,
-        ray_version=None,
-        session_dir=None,
-        num_nodes=len(rows),
-        auth_required=False,
-        sources=("address",),
-    )
-    alive = sum(r.state == "ALIVE" for r in rows)
-    return ClusterState(
-        name=info.name,
-        info=info,
-        reachable=True,
-        session_name=info.name,
-        via="driver",
-        last_refresh=None,
-        last_ok=None,
-        read_s=None,
-        error=None,
-        num_nodes=len(rows),
-        alive_nodes=alive,
-    )
+    return session().connect(address, name=name, driver=driver)
 
 
 def disconnect(name: str | None = None, *, all: bool = False, driver: bool = False) -> list[str]:
@@ -111,7 +91,7 @@ def disconnect(name: str | None = None, *, all: bool = False, driver: bool = Fal
     """
     s = session()
     if name is None and not all and not driver:
-        raise CastrayError("say which cluster to disconnect: a name, all=True, or driver=True")
+        raise InvalidArgument("say which cluster to disconnect: a name, all=True, or driver=True")
     gone: list[str] = []
     if all:
         gone = s.detach_all()
@@ -137,7 +117,7 @@ def nodes(*, source: str | None = None, alive_only: bool = False, refresh: bool 
     >>> castray_nb.nodes(source="external", alive_only=True)   # doctest: +SKIP
     """
     if source not in (None, "local", "external"):
-        raise CastrayError("source must be 'local', 'external' or None")
+        raise InvalidArgument("source must be 'local', 'external' or None")
     s = session()
     if refresh:
         s.refresh()

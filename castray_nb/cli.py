@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     discover = commands.add_parser("discover", help="list every live Ray cluster on this machine")
     discover.add_argument("--json", action="store_true", help="print a JSON list")
     discover.add_argument("-v", "--verbose", action="store_true", help="also say what was rejected and why")
+    discover.add_argument("--connect", action="store_true", help="also attach and read every cluster found")
 
     nodes = commands.add_parser("nodes", help="list the nodes of clusters (default: every discovered one)")
     nodes.add_argument("--address", action="append", default=[], metavar="ADDR", help="a cluster to read (repeatable)")
@@ -89,8 +90,17 @@ def _settings(args: argparse.Namespace) -> Any:
 
 def _discover(args: argparse.Namespace, settings: Any) -> int:
     from .core.discovery import discover_report
+    from .core.session import Session
 
-    report = discover_report(settings)
+    if args.connect:
+        session = Session(settings)
+        session.discover(connect=True)
+        report = session.discover_report()
+        assert report is not None
+        for name, why in report.attach_errors:
+            print(f"castray-nb: warning: could not attach {name}: {why}", file=sys.stderr)
+    else:
+        report = discover_report(settings)
     if args.json:
         print(json.dumps([c.to_json() for c in report.clusters], indent=2))
     else:
@@ -114,18 +124,21 @@ def _discover(args: argparse.Namespace, settings: Any) -> int:
 
 
 def _session(addresses: Sequence[str], settings: Any) -> Any:
-    """A session with the clusters at ``addresses`` (or every discovered one) attached and read."""
+    """A session with the clusters at ``addresses`` attached and read; with no address,
+    every discovered cluster (``discover --connect``), one warning line per failure."""
     from .core.address import parse_address
-    from .core.connector import resolve
-    from .core.discovery import discover
     from .core.session import Session
 
     parsed = [parse_address(a) for a in addresses]  # every address checked before any traffic
     session = Session(settings)
-    infos = [info for p in parsed for info in resolve(p, settings, allow_many=True)] if parsed else discover(settings)
-    for info in infos:
-        session.attach(info, refresh=False)
-    session.refresh()
+    if parsed:
+        for address in parsed:
+            session.connect(address)
+    else:
+        session.discover(connect=True)
+        report = session.discover_report()
+        for name, why in report.attach_errors if report else ():
+            print(f"castray-nb: warning: could not attach {name}: {why}", file=sys.stderr)
     for state in session.clusters():
         if state.error:
             print(f"castray-nb: warning: {state.name}: {state.error}", file=sys.stderr)
@@ -178,7 +191,7 @@ def _demo(args: argparse.Namespace, settings: Any) -> int:
         if not ours:
             raise CastrayError("discovery did not find the demo cluster")
         session = Session(settings)
-        session.attach(ours[0], name="demo")
+        session.connect(ours[0].gcs_address or ours[0].name, name="demo")
         say("\nAttached it read-only (no ray.init). The merged node table:")
         _print_nodes(session.rows(), args.json)
         say("\nStopping the demo cluster (SIGTERM to its own process group) ...")

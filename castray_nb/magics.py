@@ -29,7 +29,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 
-from .core.errors import CastrayError
+from .core.errors import CastrayError, InvalidArgument
 
 
 def _api() -> Any:
@@ -53,7 +53,7 @@ def build_parser() -> MagicArgumentParser:
         "connect", add_help=True, help="attach a cluster read-only (or also become its driver)"
     )
     connect.add_argument("address", help="host:port, http(s)://host:port, ray://host:port, a session name, auto")
-    connect.add_argument("--name", help="the name to show it under")
+    connect.add_argument("--name", help="the name to show it under (letters, digits, . _ -; default like ray-6379)")
     connect.add_argument("--driver", action="store_true", help="also ray.init() to it, to run work")
 
     disconnect = commands.add_parser(
@@ -105,9 +105,14 @@ class CastrayMagics(Magics):
 
 
 def _discover(args: Any) -> Any:
+    import sys
+
     import pandas as pd
 
     found = _api().discover(connect=args.connect)
+    report = _api().discover_report()
+    for name, why in report.attach_errors if report else ():
+        print(f"castray: could not attach {name}: {why}", file=sys.stderr)
     if args.json:
         return [c.to_json() for c in found]
     columns = ["name", "gcs_address", "dashboard_url", "ray_version", "num_nodes", "auth_required", "sources"]
@@ -162,7 +167,7 @@ def _panel(args: Any) -> Any:
     from .widgets import panel
 
     if args.interval is not None and not 0.2 <= args.interval <= 3600:
-        raise CastrayError("--interval must be between 0.2 and 3600 seconds")
+        raise InvalidArgument("--interval must be between 0.2 and 3600 seconds")
     return panel(interval=args.interval)
 
 
@@ -184,4 +189,7 @@ _COMMANDS = {
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%castray``; loading twice is harmless (IPython replaces the magic)."""
+    from .cells import hook_cells
+
     ipython.register_magics(CastrayMagics)
+    hook_cells(ipython)  # from now on a cell that runs again closes the panels it made

@@ -52,7 +52,7 @@ def attached(settings, head: LocalCluster) -> Iterator[Session]:
 def session_info(session: Session, head: LocalCluster):
     from castray_nb.core.connector import resolve
 
-    (info,) = resolve(head.dashboard_url or "", session.settings)
+    info = resolve(head.dashboard_url or "", session.settings)
     return info
 
 

@@ -91,12 +91,10 @@ def ray_import_s() -> float:
 @pytest.mark.parametrize("key", list(BAD_ADDRESSES))
 def test_bad_address_through_the_python_api(key, hostile_servers, head, ray_import_s) -> None:
     session = Session(TIMEOUTS)
-    (info,) = resolve(head.gcs_address, TIMEOUTS)
-    session.attach(info, "keep")
+    session.connect(head.gcs_address, name="keep")
     started = time.perf_counter()
     with pytest.raises((InvalidAddress, ClusterUnreachable)) as caught:
-        for found in resolve(_address(key, hostile_servers), TIMEOUTS):
-            session.attach(found)
+        session.connect(_address(key, hostile_servers))
     assert time.perf_counter() - started < TIMEOUTS.gcs_timeout + SLACK
     assert "\n" not in str(caught.value) and len(str(caught.value)) < 500
     assert [c.name for c in session.clusters()] == ["keep"], "nothing lost, nothing added"
@@ -129,7 +127,7 @@ def test_bad_address_through_the_magics(key, hostile_servers, head, ray_import_s
     ip.run_line_magic("load_ext", "castray_nb")
     previous, api._default = api._default, Session(TIMEOUTS)
     try:
-        (info,) = resolve(head.gcs_address, TIMEOUTS)
+        info = resolve(head.gcs_address, TIMEOUTS)
         api._default.attach(info, "keep")
         ip.user_ns["bad_address"] = _address(key, hostile_servers)
         started = time.perf_counter()
@@ -238,7 +236,7 @@ def _dashboard_process(cluster: LocalCluster) -> psutil.Process:
 
 def test_a_frozen_dashboard_falls_back_to_the_gcs(head) -> None:
     session = Session(Settings(http_timeout=1.0))
-    (info,) = resolve(head.gcs_address, session.settings)
+    info = resolve(head.gcs_address, session.settings)
     session.attach(info, "main")
     assert session.cluster("main").via == "dashboard"
     dashboard = _dashboard_process(head)
@@ -329,7 +327,7 @@ def test_the_token_never_appears_anywhere(token_cluster, monkeypatch, caplog, ca
     caplog.set_level(logging.DEBUG)
     seen = io.StringIO()
     session = Session(Settings())
-    (info,) = resolve(token_cluster.gcs_address, session.settings)
+    info = resolve(token_cluster.gcs_address, session.settings)
     state = session.attach(info, "secret")
     frame = session.nodes()
     seen.write(
@@ -360,7 +358,7 @@ def test_refreshes_racing_with_connect_and_disconnect(head, headless) -> None:
     from castray_nb.widgets import Panel
 
     session = Session(Settings())
-    infos = [resolve(c.gcs_address, session.settings)[0] for c in (head, headless)]
+    infos = [resolve(c.gcs_address, session.settings) for c in (head, headless)]
     errors: list[BaseException] = []
     stop = threading.Event()
     panel = Panel(session, interval=0.2)
@@ -465,7 +463,7 @@ def test_nothing_listens_because_of_this_package(head) -> None:
     before = listening()
     session = Session(Settings())
     discover()
-    (info,) = resolve(head.gcs_address, session.settings)
+    info = resolve(head.gcs_address, session.settings)
     session.attach(info)
     panel = Panel(session, interval=0.3)
     time.sleep(1)

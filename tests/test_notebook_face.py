@@ -177,7 +177,7 @@ def test_no_background_output_reaches_cell_outputs(shell, head) -> None:
         name="ghost", gcs_address=f"127.0.0.1:{closed}", dashboard_url=None, ray_version=None,
         session_dir=None, num_nodes=None, auth_required=False, sources=("test",),
     )  # fmt: skip
-    api._default.attach(broken, refresh=False)
+    api._default.attach(broken, "ghost", refresh=False)
     with capture_output() as captured:
         assert run(shell, "p = %castray panel --interval 0.2").success
         time.sleep(2.0)

@@ -196,8 +196,45 @@ def test_connect_and_disconnect_by_name(server: JupyterServer, clusters: Cluster
     assert status == 200 and body == {"detached": ["lab"]}
     status, body = call(server, "GET", "/cluster/external-info")
     assert body == {"clusters": []}
-    status, body = call(server, "DELETE", "/cluster/disconnect-external")
+    status, body = call(server, "DELETE", "/cluster/disconnect-external?all=false")
     assert status == 400 and "name" in body["message"]
+
+
+def test_the_seeds_disconnect_without_parameters_detaches_everything(server: JupyterServer, clusters: Clusters) -> None:
+    """CastRay's own form: DELETE /api/cluster/disconnect-external, no parameters."""
+    for address, name in ((clusters.head.gcs_address, "one"), (clusters.headless.gcs_address, "two")):
+        status, body = call(server, "POST", "/cluster/connect-external", {"cluster_address": address, "name": name})
+        assert status == 200, body
+    status, body = call(server, "DELETE", "/cluster/disconnect-external")
+    assert status == 200 and sorted(body["detached"]) == ["one", "two"]
+    assert call(server, "GET", "/cluster/external-info")[1] == {"clusters": []}
+
+
+def test_slow_connects_never_hold_up_other_routes(server: JupyterServer) -> None:
+    """Six connects to a silent server at once: routes that need no I/O answer at once, and
+    a refresh (another lane of the pool) is not queued behind the connects."""
+    results: list[int] = []
+    with silent_server() as silent:
+
+        def connect() -> None:
+            results.append(
+                call(server, "POST", "/cluster/connect-external", {"cluster_address": f"127.0.0.1:{silent}"})[0]
+            )
+
+        threads = [threading.Thread(target=connect) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)  # the connects are in, waiting on the silent server
+        timings = {}
+        for route in ("/cluster/external-info", "/nodes?refresh=false", "/openapi.json", "/nodes?refresh=true"):
+            started = time.perf_counter()
+            status, _ = call(server, "GET", route)
+            timings[route] = time.perf_counter() - started
+            assert status == 200, route
+        for thread in threads:
+            thread.join(60)
+    assert results == [504] * 6
+    assert max(timings.values()) < 1.5, timings  # the silent server holds each connect ~2 s
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from tests.conftest import HOME, wait_until
 
 
 def attached(session: Session, cluster: LocalCluster, name: str | None = None):
-    (info,) = resolve(cluster.gcs_address, session.settings)
+    info = resolve(cluster.gcs_address, session.settings)
     return session.attach(info, name)
 
 
@@ -60,10 +60,10 @@ def test_the_headless_cluster_is_read_through_its_gcs(headless, settings) -> Non
 
 
 def test_resolving_every_kind_of_address(head, settings) -> None:
-    (by_gcs,) = resolve(head.gcs_address, settings)
-    (by_alias,) = resolve(f"localhost:{head.gcs_port}", settings)
-    (by_url,) = resolve(head.dashboard_url, settings)
-    (by_name,) = resolve(by_gcs.name, settings)
+    by_gcs = resolve(head.gcs_address, settings)
+    by_alias = resolve(f"localhost:{head.gcs_port}", settings)
+    by_url = resolve(head.dashboard_url, settings)
+    by_name = resolve(by_gcs.name, settings)
     assert by_gcs.name == by_alias.name == by_url.name == by_name.name
     assert by_url.gcs_address == head.gcs_address  # matched to the process it came from
     session = Session(settings)

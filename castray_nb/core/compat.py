@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .connector import resolve
 from .discovery import ClusterInfo, discover
 from .errors import CastrayError
 from .session import Session
@@ -48,8 +47,7 @@ class RayClusterConnector:
         try:
             if not address:
                 raise CastrayError("the cluster has neither gcs_address nor dashboard_url")
-            for info in resolve(str(address), self.session.settings):
-                self.session.attach(info)
+            self.session.connect(str(address))
         except CastrayError as exc:
             self.last_error = str(exc)
             return False
@@ -76,18 +74,15 @@ def discover_and_connect_external_clusters(session: Session | None = None) -> di
         "error": None,
     }
     try:
-        found = discover(connector.session.settings)
+        found = connector.session.discover(connect=True)
     except CastrayError as exc:
         result["error"] = str(exc)
         return result
+    report = connector.session.discover_report()
+    failed = dict(report.attach_errors) if report else {}
     result["discovered_clusters"] = [_castray_dict(info) for info in found]
-    errors = []
-    for info in found:
-        try:
-            connector.session.attach(info, refresh=False)
-            result["connected_clusters"].append(_castray_dict(info))
-        except CastrayError as exc:
-            errors.append(f"{info.name}: {exc}")
+    result["connected_clusters"] = [_castray_dict(info) for info in found if info.name not in failed]
+    errors = [f"{name}: {why}" for name, why in failed.items()]
     if result["connected_clusters"]:
         result["connected_cluster"] = result["connected_clusters"][0]
         result["external_nodes"] = connector.get_external_nodes()

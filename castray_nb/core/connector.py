@@ -6,46 +6,56 @@ import concurrent.futures
 import dataclasses
 import logging
 import socket
+from collections.abc import Callable, Sequence
 
 from .address import DEFAULT_PORTS, Address, cluster_key, is_this_machine, join_hostport, parse_address
 from .client import ClusterClient
 from .discovery import ClusterInfo, discover
-from .errors import AuthRequired, CastrayError, ClusterUnreachable, DriverConflict, InvalidAddress
+from .errors import AmbiguousAddress, AuthRequired, CastrayError, ClusterUnreachable, DriverConflict, InvalidAddress
 from .gcs import read_gcs
 from .local import initialized_ray
 from .settings import Settings
 
+Discover = Callable[[Settings], Sequence[ClusterInfo]]
 
-def resolve(address: str | Address, settings: Settings, *, allow_many: bool = False) -> list[ClusterInfo]:
-    """Turn what a user typed into verified clusters (one, or several for ``auto``).
 
-    Raises :class:`InvalidAddress`, :class:`ClusterUnreachable` or :class:`AuthRequired`.
+def resolve(address: str | Address, settings: Settings, *, discover: Discover = discover) -> ClusterInfo:
+    """Turn what a user typed into one verified cluster.
+
+    ``auto`` means the only live cluster on this machine; with several it raises
+    :class:`AmbiguousAddress` naming them (attaching them all is ``discover(connect=True)``).
+    ``discover`` is the discovery to consult for ``auto`` and session names (a session
+    passes its own). Raises :class:`InvalidAddress`, :class:`AmbiguousAddress`,
+    :class:`ClusterUnreachable` or :class:`AuthRequired`.
     """
     parsed = address if isinstance(address, Address) else parse_address(address)
     if parsed.kind == "client":
         raise InvalidAddress(parsed.text, "ray:// addresses only serve a driver connection (driver=True)")
     if parsed.kind == "auto":
-        found = discover(settings)
+        found = list(discover(settings))
         if not found:
-            raise ClusterUnreachable("no live Ray cluster found on this machine")
-        if len(found) > 1 and not allow_many:
-            names = ", ".join(c.name for c in found)
-            raise ClusterUnreachable(f"{len(found)} clusters found ({names}); name one of them")
-        return found
+            raise ClusterUnreachable("auto: no live Ray cluster found on this machine")
+        if len(found) > 1:
+            names = ", ".join(f"{c.name} ({c.gcs_address or c.dashboard_url})" for c in found)
+            raise AmbiguousAddress(
+                f"auto: {len(found)} live clusters on this machine ({names}); give one address or session name, "
+                "or attach them all with discover --connect"
+            )
+        return found[0]
     if parsed.kind == "session":
         for info in discover(settings):
             if info.name == parsed.text:
-                return [info]
+                return info
         raise ClusterUnreachable(f"no live cluster on this machine has session name {parsed.text}")
     if not settings.remote and not is_this_machine(parsed.host):
         raise InvalidAddress(
             parsed.text, "not on this machine, and remote addresses are off (CASTRAY_REMOTE)", refused=True
         )
     if parsed.kind == "host":
-        return [_resolve_host(parsed, settings)]
+        return _resolve_host(parsed, settings)
     if parsed.kind == "gcs":
-        return [_resolve_gcs(parsed, settings)]
-    return [_resolve_dashboard(parsed, settings)]
+        return _resolve_gcs(parsed, settings)
+    return _resolve_dashboard(parsed, settings)
 
 
 def _resolve_host(parsed: Address, settings: Settings) -> ClusterInfo:

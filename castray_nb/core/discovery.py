@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from .address import cluster_key, is_this_machine, join_hostport, probe_host, split_hostport
 from .auth import find_token
+from .cards import card, one_line
 from .client import ClusterClient
 from .errors import AuthRequired, CastrayError, ClusterUnreachable
 from .gcs import read_gcs, tcp_open
@@ -44,6 +45,20 @@ class ClusterInfo:
         data["sources"] = list(self.sources)
         return data
 
+    def __repr__(self) -> str:
+        return one_line("ClusterInfo", self.name, self._facts())
+
+    def _repr_html_(self) -> str:
+        return card(self.name, self._facts(), self.dashboard_url, self.note)
+
+    def _facts(self) -> list[tuple[str, str]]:
+        nodes = "?" if self.num_nodes is None else str(self.num_nodes)
+        where = ("gcs", self.gcs_address) if self.gcs_address else ("dashboard", self.dashboard_url or "-")
+        facts = [where, ("nodes", nodes), ("ray", self.ray_version or "?")]
+        if self.auth_required:
+            facts.append(("token", "required"))
+        return facts
+
 
 @dataclass(frozen=True)
 class DiscoveryReport:
@@ -54,6 +69,8 @@ class DiscoveryReport:
     rejected: tuple[tuple[str, str], ...] = ()  # (what, why)
     hints: int = 0
     elapsed_s: float = 0.0
+    attached: tuple[str, ...] = ()  # names given by discover(connect=True)
+    attach_errors: tuple[tuple[str, str], ...] = ()  # (session name, why it could not be attached)
 
 
 def discover(settings: Settings | None = None) -> list[ClusterInfo]:

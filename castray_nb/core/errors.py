@@ -25,7 +25,22 @@ class InvalidAddress(CastrayError, ValueError):
 
 
 class InvalidName(CastrayError, ValueError):
-    """A name to attach a cluster under that cannot be used."""
+    """A name to attach a cluster under that cannot be used (see :data:`NAME_RULE`)."""
+
+
+NAME_RULE = "letters, digits, '.', '_' and '-', at most 64 characters"
+
+
+class InvalidArgument(CastrayError, ValueError):
+    """An argument other than an address or a name is out of range or of the wrong kind."""
+
+
+class AmbiguousAddress(CastrayError, ValueError):
+    """The address stands for several clusters (``auto`` with more than one live here)."""
+
+
+class NameTaken(CastrayError):
+    """Another cluster is already attached under that name."""
 
 
 class ClusterUnreachable(CastrayError, ConnectionError):

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .actors import ActorRecord
-from .address import cluster_key
-from .client import ClusterClient
-from .discovery import ClusterInfo, discover
-from .errors import CastrayError, InvalidName, UnknownCluster
+from .address import Address, cluster_key, is_this_machine, parse_address, split_hostport
+from .cards import card, one_line
+from .client import ClusterClient, Reading
+from .discovery import ClusterInfo, DiscoveryReport, discover_report
+from .errors import NAME_RULE, CastrayError, InvalidAddress, InvalidName, NameTaken, UnknownCluster
 from .local import LOST_GCS_DONE, LOST_GCS_GRACE_S, local_runtime
 from .nodes import ALIVE, NodeRecord, mark_unreachable, to_dataframe
 from .settings import Settings, load_settings
+
+Reader = Callable[[ClusterInfo, Settings], "ClusterReader"]
+Discoverer = Callable[[Settings], DiscoveryReport]
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,6 +84,29 @@ class ClusterState:
     def dashboard_url(self) -> str | None:
         return self.info.dashboard_url
 
+    def __repr__(self) -> str:
+        return one_line("ClusterState", self.name, self._facts())
+
+    def _repr_html_(self) -> str:
+        return card(self.name, self._facts(), self.dashboard_url, self.error)
+
+    def _facts(self) -> list[tuple[str, str]]:
+        if self.reachable is None:
+            health = "not read yet"
+        elif self.reachable:
+            took = f" in {self.read_s * 1000:.0f} ms" if self.read_s is not None else ""
+            when = self.last_refresh.strftime("%H:%M:%S UTC") if self.last_refresh else "?"
+            health = f"via {self.via}, read {when}{took}"
+        else:
+            health = "unreachable"
+        where = ("gcs", self.info.gcs_address) if self.info.gcs_address else ("dashboard", self.dashboard_url or "-")
+        return [
+            where,
+            ("nodes", f"{self.alive_nodes}/{self.num_nodes} alive"),
+            ("read", health),
+            ("session", self.session_name or "?"),
+        ]
+
     def to_json(self) -> dict[str, object]:
         def when(value: dt.datetime | None) -> str | None:
             return value.isoformat() if value else None
@@ -100,11 +129,25 @@ class ClusterState:
         }
 
 
+class ClusterReader(Protocol):
+    """What a session needs of a cluster reader (:class:`ClusterClient`, or a fake in tests)."""
+
+    def read(self, *, cluster: str, previous: Sequence[NodeRecord] = ()) -> Reading: ...
+
+    def actors(self, *, cluster: str, node_ids: list[str], state: str | None = None) -> Any: ...
+
+
+def _client(info: ClusterInfo, settings: Settings) -> ClusterReader:
+    return ClusterClient(info.gcs_address, info.dashboard_url, settings)
+
+
 @dataclass
 class _Attachment:
     name: str
     info: ClusterInfo
-    client: ClusterClient
+    client: ClusterReader
+    next_read: int = 0  # sequence of reads started; a reading older than the applied one is dropped
+    applied_read: int = -1
     rows: list[NodeRecord] = field(default_factory=list)
     reachable: bool | None = None
     session_name: str | None = None
@@ -121,7 +164,7 @@ class _Attachment:
             name=self.name,
             info=self.info,
             reachable=self.reachable,
-            session_name=self.session_name,
+            session_name=self.session_name or self.info.name,
             via=self.via,
             last_refresh=self.last_refresh,
             last_ok=self.last_ok,
@@ -136,45 +179,170 @@ class _Attachment:
 class Session:
     """Attached clusters and the kernel's own runtime, read together.
 
-    Thread-safe: refresh, attach and detach may be called from any thread.
+    Thread-safe: connect, refresh, attach and detach may be called from any thread.
+    Every front end (the Python API, the magics, the panel, the CLI, the server) attaches
+    through :meth:`connect` and :meth:`discover`. ``reader`` and ``discoverer`` replace how
+    a cluster is read and how clusters are found (tests inject fakes there).
 
-    >>> s = Session()                                   # doctest: +SKIP
-    >>> s.attach(castray_nb.core.resolve("127.0.0.1:6379"))  # doctest: +SKIP
-    >>> s.refresh(); s.nodes()                          # doctest: +SKIP
+    >>> with Session() as s:                            # doctest: +SKIP
+    ...     s.connect("127.0.0.1:6379")
+    ...     s.nodes()
     """
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        reader: Reader | None = None,
+        discoverer: Discoverer | None = None,
+    ) -> None:
         self.settings = settings or load_settings()
+        self._reader: Reader = reader or _client
+        self._discoverer: Discoverer = discoverer or discover_report
         self._lock = threading.RLock()
-        self._refresh_lock = threading.Lock()
         self._attached: dict[str, _Attachment] = {}
         self._local: list[NodeRecord] = []
         self._local_name: str | None = None
         self._local_key: tuple[str, int] | None = None
         self._local_lost_since: float | None = None
+        self._local_reads = 0  # sequence of local reads started, and the newest applied
+        self._local_applied = -1
         self._subscribers: list[Callable[[Event], None]] = []
         self._watches: list[Watch] = []
         self._watch_wakeup = threading.Event()
         self._watch_thread: threading.Thread | None = None
         self._seen: set[tuple[str, int] | str] = set()
+        self._report: DiscoveryReport | None = None
+        self.closed = False
 
-    # --- attachments -------------------------------------------------------------
+    # --- attaching: the one path every front end takes ------------------------------
+
+    def connect(
+        self, address: str | Address = "auto", *, name: str | None = None, driver: bool = False, refresh: bool = True
+    ) -> ClusterState:
+        """Resolve ``address`` to one verified cluster and attach it read-only; with
+        ``driver=True`` also ``ray.init`` to it.
+
+        ``address``: ``host:port`` (GCS), ``http(s)://host:port`` (dashboard), a host
+        alone (Ray's default ports), ``ray://host:port`` (driver only), a discovered
+        session name, or ``auto`` (the only live cluster on this machine). ``name``
+        defaults to a short one (:func:`default_name`).
+
+        Raises :class:`InvalidAddress`, :class:`InvalidName`, :class:`AmbiguousAddress`
+        (``auto`` with several clusters), :class:`NameTaken`, :class:`ClusterUnreachable`
+        (:class:`ClusterTimeout`), :class:`AuthRequired` or :class:`DriverConflict`;
+        nothing is attached when it raises.
+        """
+        from .connector import become_driver, resolve
+
+        parsed = address if isinstance(address, Address) else parse_address(address)
+        if name is not None:
+            name = checked_name(name)
+        if parsed.kind == "client":
+            if not driver:
+                raise InvalidAddress(parsed.text, "ray:// addresses only serve a driver connection (driver=True)")
+            become_driver(parsed.url)
+            self.refresh()
+            return self._driver_state(parsed.url)
+        info = resolve(parsed, self.settings, discover=self._discovered)
+        with self._lock:
+            self._check_free(info, name)
+        if driver:
+            if not info.gcs_address:
+                raise CastrayError(f"{info.name}: no GCS address known, so it cannot be joined as a driver")
+            become_driver(info.gcs_address)
+        return self.attach(info, name, refresh=refresh)
+
+    def discover(self, *, connect: bool = False) -> list[ClusterInfo]:
+        """Every live cluster on this machine (with this session's settings); subscribers
+        hear of each the first time this session sees it.
+
+        With ``connect=True`` attach every one of them (this is the one way to attach them
+        all): what can be attached is, and each failure is kept, with its reason, in
+        :meth:`discover_report` (``attach_errors``) rather than stopping the rest.
+        """
+        report = self._discoverer(self.settings)
+        self.note_discovered(report.clusters)
+        attached: list[str] = []
+        failures: list[tuple[str, str]] = []
+        if connect:
+            for info in report.clusters:
+                try:
+                    attached.append(self.attach(info, refresh=False).name)
+                except CastrayError as exc:
+                    failures.append((info.name, str(exc)))
+            self.refresh()
+        report = dataclasses.replace(report, attached=tuple(attached), attach_errors=tuple(failures))
+        with self._lock:
+            self._report = report
+        return list(report.clusters)
+
+    def discover_report(self) -> DiscoveryReport | None:
+        """What the last :meth:`discover` found, rejected and could not attach (and why)."""
+        with self._lock:
+            return self._report
+
+    def _discovered(self, settings: Settings) -> list[ClusterInfo]:
+        return list(self._discoverer(settings).clusters)
 
     def attach(self, info: ClusterInfo, name: str | None = None, *, refresh: bool = True) -> ClusterState:
-        """Attach a verified cluster read-only. Re-attaching the same cluster is a no-op."""
-        name = checked_name(name or info.name)
+        """Attach a verified cluster read-only. Re-attaching the same cluster is a no-op
+        that returns its state. Most callers want :meth:`connect`, which verifies first."""
+        if name is not None:
+            name = checked_name(name)
         with self._lock:
-            for existing in self._attached.values():
-                if _same_cluster(existing.info, info):
-                    return existing.state()
-            if name in self._attached:
-                raise CastrayError(f"a different cluster is already attached as {name!r}; pick another name")
-            attachment = _Attachment(name, info, ClusterClient(info.gcs_address, info.dashboard_url, self.settings))
+            existing = self._check_free(info, name)
+            if existing is not None:
+                return existing.state()
+            name = name or self._free_name(default_name(info))
+            attachment = _Attachment(name, info, self._reader(info, self.settings))
             self._attached[name] = attachment
         self._emit([Event("cluster_attached", name, detail=info.gcs_address or info.dashboard_url or "")])
         if refresh:
             self._emit(self._read_all([attachment]))
         return attachment.state()
+
+    def _check_free(self, info: ClusterInfo, name: str | None) -> _Attachment | None:
+        """The attachment of the same cluster if there is one; raises :class:`NameTaken`
+        when ``name`` belongs to a different cluster. Call with the lock held."""
+        for existing in self._attached.values():
+            if _same_cluster(existing.info, info):
+                return existing
+        if name is not None and name in self._attached:
+            raise NameTaken(f"a different cluster is already attached as {name!r}; pick another name")
+        return None
+
+    def _free_name(self, base: str) -> str:
+        name, n = base, 2
+        while name in self._attached:
+            name, n = f"{base[:60]}-{n}", n + 1
+        return name
+
+    def _driver_state(self, url: str) -> ClusterState:
+        rows = self.rows(source="local")
+        info = ClusterInfo(
+            name=rows[0].cluster if rows else url,
+            gcs_address=None,
+            dashboard_url=None,
+            ray_version=None,
+            session_dir=None,
+            num_nodes=len(rows),
+            auth_required=False,
+            sources=("address",),
+        )
+        return ClusterState(
+            name=info.name,
+            info=info,
+            reachable=True,
+            session_name=info.name,
+            via="driver",
+            last_refresh=None,
+            last_ok=None,
+            read_s=None,
+            error=None,
+            num_nodes=len(rows),
+            alive_nodes=sum(r.state == ALIVE for r in rows),
+        )
 
     def detach(self, name: str) -> None:
         with self._lock:
@@ -203,13 +371,6 @@ class Session:
     def _names_text(self) -> str:
         return ", ".join(self._attached) or "none"
 
-    def discover(self) -> list[ClusterInfo]:
-        """Every live cluster on this machine (with this session's settings); subscribers
-        hear of each the first time this session sees it."""
-        found = discover(self.settings)
-        self.note_discovered(found)
-        return found
-
     def note_discovered(self, found: Sequence[ClusterInfo]) -> list[Event]:
         """Tell subscribers about clusters that a discovery found for the first time."""
         events = []
@@ -221,6 +382,25 @@ class Session:
                     events.append(Event("cluster_discovered", info.name, detail=info.gcs_address or ""))
         self._emit(events)
         return events
+
+    # --- the end -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop every watch, drop every subscriber and detach every cluster. Idempotent."""
+        with self._lock:
+            self.closed = True
+            watches, self._watches = list(self._watches), []
+            self._subscribers.clear()
+            self._attached.clear()
+        for watch in watches:
+            watch.active = False
+        self._watch_wakeup.set()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- reading -----------------------------------------------------------------
 
@@ -241,23 +421,31 @@ class Session:
             return [event for f in futures for event in f.result()]
 
     def _read_one(self, attachment: _Attachment) -> list[Event]:
+        with self._lock:
+            seq = attachment.next_read
+            attachment.next_read += 1
+            previous = attachment.rows
         now = dt.datetime.now(dt.UTC)
         try:
-            reading = attachment.client.read(cluster=attachment.name)
+            reading = attachment.client.read(cluster=attachment.name, previous=previous)
         except CastrayError as exc:
-            return self._apply_failure(attachment, now, str(exc))
+            return self._apply_failure(attachment, seq, now, str(exc))
         except Exception as exc:  # a reader bug must not stop the other clusters
             log.exception("reading %s failed", attachment.name)
-            return self._apply_failure(attachment, now, f"{type(exc).__name__}: {exc}")
+            return self._apply_failure(attachment, seq, now, f"{type(exc).__name__}: {exc}")
         with self._lock:
-            if self._attached.get(attachment.name) is not attachment:
-                return []  # detached while it was being read
+            if not self._current(attachment, seq):
+                return []
             events = _diff(attachment.name, attachment.rows, reading.nodes)
             if attachment.reachable is False:
                 detail = "answering again"
                 if reading.session_name and reading.session_name != attachment.session_name:
                     detail = f"answering again as a new session {reading.session_name}"
                 events.insert(0, Event("cluster_recovered", attachment.name, detail=detail))
+            if reading.seen is not None:
+                for row in reading.nodes:
+                    if row.last_seen != reading.seen:  # a record kept from the last reading
+                        object.__setattr__(row, "last_seen", reading.seen)
             attachment.rows = reading.nodes
             attachment.reachable = True
             attachment.session_name = reading.session_name
@@ -268,9 +456,21 @@ class Session:
             attachment.warnings = reading.warnings
         return events
 
-    def _apply_failure(self, attachment: _Attachment, now: dt.datetime, error: str) -> list[Event]:
+    def _current(self, attachment: _Attachment, seq: int) -> bool:
+        """Whether a reading started as ``seq`` may be applied, and if so mark it applied.
+
+        Two refreshes may overlap (the watch, a button, a REST call): a reading that
+        started before the one already applied is stale and dropped, so an older state
+        never overwrites a newer one (and raises no false events). Call with the lock held.
+        """
+        if self._attached.get(attachment.name) is not attachment or seq < attachment.applied_read:
+            return False  # detached while it was being read, or overtaken
+        attachment.applied_read = seq
+        return True
+
+    def _apply_failure(self, attachment: _Attachment, seq: int, now: dt.datetime, error: str) -> list[Event]:
         with self._lock:
-            if self._attached.get(attachment.name) is not attachment:
+            if not self._current(attachment, seq):
                 return []
             was = attachment.reachable
             attachment.reachable = False
@@ -281,7 +481,14 @@ class Session:
         return [Event("cluster_unreachable", attachment.name, detail=error)] if was is not False else []
 
     def _read_local(self) -> list[Event]:
+        with self._lock:
+            seq = self._local_reads
+            self._local_reads += 1
         runtime = local_runtime(self.settings.gcs_timeout)
+        with self._lock:
+            if seq < self._local_applied:
+                return []  # a newer reading already landed
+            self._local_applied = seq
         if runtime is not None and not runtime.reachable:
             return self._local_lost(runtime.name)
         with self._lock:
@@ -425,6 +632,8 @@ class Session:
         (see :meth:`actor_counts`)."""
         watch = Watch(self, max(0.2, interval or self.settings.refresh_interval), on_refresh, actors)
         with self._lock:
+            if self.closed:
+                raise CastrayError("this session is closed; make a new one")
             self._watches.append(watch)
             if self._watch_thread is None or not self._watch_thread.is_alive():
                 self._watch_thread = threading.Thread(target=self._watch_loop, name="castray-refresh", daemon=True)
@@ -520,12 +729,39 @@ class Watch:
         self.session._unwatch(self)
 
 
-def checked_name(name: str) -> str:
-    """A name to attach a cluster under, stripped; raises :class:`InvalidName`."""
-    name = name.strip() if isinstance(name, str) else ""
-    if not name or len(name) > 200 or any(not ch.isprintable() for ch in name):
-        raise InvalidName("a cluster name must be 1-200 printable characters")
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def checked_name(name: object) -> str:
+    """A name to attach a cluster under; raises :class:`InvalidName`.
+
+    Names go into URL paths and onto magic lines, so they are letters, digits, ``.``,
+    ``_`` and ``-``, at most 64 characters (and not ``.`` or ``..``).
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in (".", ".."):
+        shown = repr(name) if len(repr(name)) <= 40 else repr(name)[:37] + "..."
+        shown = "".join(ch if ch.isprintable() else "?" for ch in shown)
+        raise InvalidName(f"invalid cluster name {shown}: use {NAME_RULE}")
     return name
+
+
+def default_name(info: ClusterInfo) -> str:
+    """The short name a cluster is attached under when none is given.
+
+    ``ray-<port>`` for a cluster on this machine (the GCS port, else the dashboard's),
+    ``<host>-<port>`` for one elsewhere; a session that already uses it adds ``-2``,
+    ``-3``, ... The session name stays in ``ClusterState.session_name``.
+    """
+    address = info.gcs_address
+    if not address and info.dashboard_url:
+        address = info.dashboard_url.partition("://")[2].split("/", 1)[0]
+    try:
+        host, port = split_hostport(address or "")
+    except ValueError:
+        return re.sub(r"[^A-Za-z0-9._-]", "-", info.name)[-64:] or "cluster"
+    if is_this_machine(host):
+        return f"ray-{port}"
+    return re.sub(r"[^A-Za-z0-9.-]", "-", host.strip("[]"))[:50] + f"-{port}"
 
 
 def _same_cluster(a: ClusterInfo, b: ClusterInfo) -> bool:

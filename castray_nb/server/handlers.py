@@ -19,13 +19,16 @@ from tornado.ioloop import IOLoop
 
 from .. import api
 from ..core.errors import (
+    AmbiguousAddress,
     AuthRequired,
     CastrayError,
     ClusterTimeout,
     ClusterUnreachable,
     ConfigError,
     InvalidAddress,
+    InvalidArgument,
     InvalidName,
+    NameTaken,
     UnknownCluster,
 )
 from ..core.nodes import COLUMNS, row_to_json
@@ -37,15 +40,23 @@ PREFIX = "castray/api"
 
 T = TypeVar("T")
 
-# Core calls block (network reads with their own timeouts); they run here, never on the
-# server's event loop. Four workers: a stuck cluster cannot take the whole server down.
-_POOL = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="castray-server")
+# Core calls that do I/O block (network reads with their own timeouts); they run in this
+# pool, never on the server's event loop. Routes that need no I/O (the attached clusters,
+# the last rows, the document) answer on the loop and never wait here. Each kind of call
+# has its own share of the workers, taken before it queues for one, so slow calls of one
+# kind (six connects to a silent server) cannot starve another (a refresh, a discovery).
+_LANES = {"connect": 4, "discover": 2, "read": 4}
+_POOL = concurrent.futures.ThreadPoolExecutor(sum(_LANES.values()), thread_name_prefix="castray-server")
+_lanes: dict[str, asyncio.Semaphore] = {}
 
 # (exception type, HTTP status, error code): first match wins.
 _ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
     (InvalidAddress, 400, "invalid_address"),
     (InvalidName, 400, "invalid_name"),
+    (AmbiguousAddress, 400, "ambiguous_address"),
+    (InvalidArgument, 400, "bad_request"),
     (UnknownCluster, 404, "unknown_cluster"),
+    (NameTaken, 409, "conflict"),
     (ClusterTimeout, 504, "timeout"),
     (AuthRequired, 502, "cluster_auth_required"),
     (ClusterUnreachable, 502, "cluster_unreachable"),
@@ -73,10 +84,18 @@ def _deadline() -> float:
     return settings.gcs_timeout + 3 * settings.http_timeout + 5.0
 
 
-async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def _call(lane: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking core call in its lane of the pool, under the request deadline;
+    core errors become :class:`ApiError` (status and code from ``_ERRORS``)."""
     loop = asyncio.get_running_loop()
+    semaphore = _lanes.setdefault(lane, asyncio.Semaphore(_LANES[lane]))
+
+    async def run() -> T:
+        async with semaphore:
+            return await loop.run_in_executor(_POOL, lambda: fn(*args, **kwargs))
+
     try:
-        return await asyncio.wait_for(loop.run_in_executor(_POOL, lambda: fn(*args, **kwargs)), _deadline())
+        return await asyncio.wait_for(run(), _deadline())
     except asyncio.TimeoutError:
         raise ApiError(504, "timeout", f"no answer within {_deadline():g} s") from None
     except Exception as exc:
@@ -157,20 +176,28 @@ class DiscoverHandler(_Base):
     async def post(self) -> None:
         body = self.body({"attach": bool})
         attach = bool(body.get("attach"))
-        session = await _call(api.session)
+        session = api.session()
         started = asyncio.get_running_loop().time()
-        found = await _call(api.discover, connect=attach)
+        found = await _call("discover", session.discover, connect=attach)
         elapsed = asyncio.get_running_loop().time() - started
-        attached = [c.name for c in session.clusters()] if attach else []
-        self.reply({"clusters": [c.to_json() for c in found], "attached": attached, "elapsed_s": round(elapsed, 4)})
+        report = session.discover_report()
+        attached = list(report.attached) if report and attach else []
+        failed = [{"name": n, "message": why} for n, why in report.attach_errors] if report else []
+        self.reply(
+            {
+                "clusters": [c.to_json() for c in found],
+                "attached": attached,
+                "attach_errors": failed,
+                "elapsed_s": round(elapsed, 4),
+            }
+        )
 
 
 class ExternalInfoHandler(_Base):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        session = await _call(api.session)
-        self.reply({"clusters": [c.to_json() for c in session.clusters()]})
+        self.reply({"clusters": [c.to_json() for c in api.session().clusters()]})
 
 
 class NodesHandler(_Base):
@@ -181,9 +208,9 @@ class NodesHandler(_Base):
     async def get(self) -> None:
         alive = self.flag("alive", False)
         refresh = self.flag("refresh", True)
-        session = await _call(api.session)
+        session = api.session()
         if refresh:
-            await _call(session.refresh)
+            await _call("read", session.refresh)
         rows = session.rows(source=self.source, alive_only=alive)
         self.reply({"columns": list(COLUMNS), "nodes": [row_to_json(r) for r in rows]})
 
@@ -201,7 +228,7 @@ class ConnectHandler(_Base):
         if not isinstance(address, str):
             raise ApiError(400, "bad_request", 'the body must be {"cluster_address": "..."}')
         name = body.get("name")
-        state = await _call(api.connect, address, name=name)
+        state = await _call("connect", api.session().connect, address, name=name)
         self.reply({"cluster": state.to_json()})
 
 
@@ -209,11 +236,20 @@ class DisconnectHandler(_Base):
     @web.authenticated
     @authorized
     async def delete(self) -> None:
+        # CastRay's form, DELETE with no parameters, detaches every attached cluster.
         name = self.get_query_argument("name", None)
-        everything = self.flag("all", False)
-        if (name is None) == (not everything):
-            raise ApiError(400, "bad_request", "give either ?name=NAME or ?all=true")
-        gone = await _call(api.disconnect, name, all=everything)
+        everything = self.flag("all", name is None)
+        if (name is None) != everything:
+            raise ApiError(400, "bad_request", "give ?name=NAME, or ?all=true (or no parameter) to detach all")
+        session = api.session()
+        if name is None:
+            gone = session.detach_all()
+        else:
+            try:
+                session.detach(name)
+            except UnknownCluster as exc:
+                raise ApiError(404, "unknown_cluster", str(exc)) from None
+            gone = [name]
         self.reply({"detached": gone})
 
 
@@ -261,7 +297,7 @@ class EventsHandler(_JsonErrors, JupyterHandler, websocket.WebSocketHandler):
             self._interval = -1.0
         if self._interval is not None and not 0.2 <= self._interval <= 3600:
             raise ApiError(400, "bad_request", "'interval' must be a number of seconds between 0.2 and 3600")
-        self._session = await _call(api.session)
+        self._session = api.session()
         result = super().get(*args, **kwargs)
         if result is not None:
             await result
