@@ -179,7 +179,7 @@ def panel_figures(table: Table, settings: Settings, a: LocalCluster, b: LocalClu
 
     session = Session(settings)
     for cluster in (a, b):
-        (info,) = resolve(cluster.gcs_address, session.settings)
+        info = resolve(cluster.gcs_address, session.settings)
         session.attach(info)
     panel = Panel(session, interval=1.0)
     time.sleep(2)
@@ -207,7 +207,7 @@ def panel_figures(table: Table, settings: Settings, a: LocalCluster, b: LocalClu
         table.add(f"render every row as HTML, {count:,} rows", ours, "to_dataframe(rows).to_html()", theirs)
         with replay_process(count) as url:
             big = Session(settings)
-            (info,) = resolve(url, big.settings)
+            info = resolve(url, big.settings)
             big.attach(info)
             panel = Panel(big, interval=1.0)
             time.sleep(2)
@@ -217,6 +217,50 @@ def panel_figures(table: Table, settings: Settings, a: LocalCluster, b: LocalClu
         table.figure(f"live panel at 1 s, replay of {count:,} nodes", f"{share * 100:.2f} %", "CPU of one core, 20 s")
         table.figure(f"  longest main-thread stall meanwhile ({count:,})", f"{stall * 1000:.0f} ms",
                      "a 5 ms sleep loop in the kernel's thread")  # fmt: skip
+
+
+# Runs in a fresh interpreter (so it can also be pointed at an older checkout with
+# PYTHONPATH): a real IPython shell runs the same "%castray panel" cell five times, as a
+# notebook user re-running a cell does, then counts what is left running.
+RERUN_SCRIPT = r"""
+import json, sys, threading, time
+import psutil
+from IPython.core.interactiveshell import InteractiveShell
+ip = InteractiveShell.instance()
+ip.run_cell("%load_ext castray_nb", cell_id="setup")
+ip.run_cell("%castray connect " + sys.argv[1] + " --name big", cell_id="connect")
+for _ in range(5):
+    ip.run_cell("p = %castray panel --interval 1", cell_id="panel-cell")
+time.sleep(3)
+import castray_nb
+s = castray_nb.session()
+me = psutil.Process()
+before, started = me.cpu_times(), time.perf_counter()
+time.sleep(float(sys.argv[2]))
+after = me.cpu_times()
+cpu = (after.user - before.user + after.system - before.system) / (time.perf_counter() - started)
+with s._lock:
+    watches, subscribers = len(s._watches), len(s._subscribers)
+print(json.dumps({"threads": threading.active_count(), "watches": watches, "subscribers": subscribers, "cpu": cpu}))
+"""
+
+
+def rerun_figures(table: Table, n: int) -> None:
+    """Re-running a ``%castray panel`` cell five times against a 1,000-node replay."""
+    import json
+
+    with replay_process(1_000) as url:
+        out = subprocess.run([sys.executable, "-c", RERUN_SCRIPT, url, "20"], capture_output=True, text=True,
+                             timeout=300, cwd=tempfile.gettempdir())  # fmt: skip
+        if out.returncode != 0:
+            raise SystemExit(f"the re-run script failed:\n{out.stderr[-1500:]}")
+        left = json.loads(out.stdout.strip().splitlines()[-1])
+    table.figure(
+        "'%castray panel' run 5 times in one cell, 1,000-node replay",
+        f"{left['watches']} watch(es), {left['subscribers']} subscriber(s), {left['threads']} threads",
+        "CPU of one core over 20 s after",
+        f"{left['cpu'] * 100:.2f} %",
+    )
 
 
 @contextlib.contextmanager
@@ -274,13 +318,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--write", type=Path, help="also write the table as Markdown here")
-    parser.add_argument("--only", choices=["panel"], help="run one section only (with two heads)")
+    parser.add_argument("--only", choices=["panel", "rerun"], help="run one section only")
     args = parser.parse_args()
     n = args.repeat
     import ray
 
     table = Table()
     print(f"castray_nb benchmarks, {dt.date.today()} on {machine()}, Ray {ray.__version__}; medians of {n}")
+    if args.only == "rerun":
+        rerun_figures(table, n)
+        return
     print("starting two heads ...", flush=True)
     a, b = LocalCluster(home=HOME), LocalCluster(home=HOME)
     settings = Settings()
@@ -300,6 +347,7 @@ def main() -> None:
         dataframe_figures(table, n)
         print("\npanel (widget model, no browser):")
         panel_figures(table, settings, a, b, n)
+        rerun_figures(table, n)
         print("\nloading:")
         ours_import = timed_process([sys.executable, "-c", "import castray_nb"], n)
         theirs = timed_process([sys.executable, "-c", "import ray"], n)
