@@ -309,7 +309,10 @@ class LocalCluster:
 
         token = Token(self.token, "the cluster's own") if self.token else None
         settings = Settings(http_timeout=2.0, gcs_timeout=3.0)
-        client = ClusterClient(self.gcs_address, self.dashboard_url, settings, token=token)
+        # With a dashboard, only its State API counts: it listens a few seconds before it
+        # answers, and a cluster is ready for its users when it answers.
+        gcs = None if self.dashboard_url else self.gcs_address
+        client = ClusterClient(gcs, self.dashboard_url, settings, token=token)
         try:
             return sum(n.state == "ALIVE" for n in client.read(cluster="launch").nodes)
         except _Error:

@@ -28,11 +28,22 @@ IP = shutil.which("ip") or "/usr/sbin/ip"
 
 @contextmanager
 def own_netns() -> Iterator[str]:
-    """A fresh network namespace with only its loopback up; yields its name."""
+    """A fresh network namespace like a machine of its own: its loopback, and one end of
+    a veth pair whose both ends stay inside (10.213.9.1/24, the default route), which
+    stands for the machine's own address, as Ray wants one. Nothing sent there leaves the
+    namespace. Yields its name."""
     name = f"castray-{uuid.uuid4().hex[:10]}"
     subprocess.run([IP, "netns", "add", name], check=True, capture_output=True)
     try:
-        subprocess.run([IP, "-n", name, "link", "set", "lo", "up"], check=True, capture_output=True)
+        for args in (
+            ["link", "set", "lo", "up"],
+            ["link", "add", "own0", "type", "veth", "peer", "name", "own1"],
+            ["addr", "add", "10.213.9.1/24", "dev", "own0"],
+            ["link", "set", "own0", "up"],
+            ["link", "set", "own1", "up"],
+            ["route", "add", "default", "dev", "own0"],
+        ):
+            subprocess.run([IP, "-n", name, *args], check=True, capture_output=True)
         yield name
     finally:
         subprocess.run([IP, "netns", "delete", name], capture_output=True)

@@ -11,7 +11,9 @@ import importlib
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,18 +65,18 @@ def two_clusters() -> Iterator[tuple[LocalCluster, LocalCluster]]:
         second.stop()
 
 
-def _notebook(root: str, cells: list[str]) -> str:
+def _notebook(root: str, cells: list[str], name: str = "e2e.ipynb") -> str:
     import nbformat
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, Path(root) / "e2e.ipynb")
-    return "e2e.ipynb"
+    nbformat.write(nb, Path(root) / name)
+    return name
 
 
 def test_the_panel_in_jupyterlab_follows_the_cluster(lab, two_clusters) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     first, second = two_clusters
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -84,38 +86,88 @@ def test_the_panel_in_jupyterlab_follows_the_cluster(lab, two_clusters) -> None:
         "panel = %castray panel --interval 1\npanel",
     ])  # fmt: skip
     head_id = _head_id(first)
+    with _notebook_page(lab, name, {"width": 1600, "height": 1000}) as page:
+        panel = page.locator(".widget-vbox").filter(has_text="every (s)").first
+        expect(panel).to_contain_text(head_id[:12], timeout=60_000)
+        expect(panel.locator(f"tr[data-node-id='{head_id}']")).to_contain_text("ALIVE")
+        panel.screenshot(path=str(ARTIFACTS / "panel-before.png"))
+
+        worker = first.add_worker()  # from outside: no user action in the page
+        worker_id = _new_node(first, {head_id})
+        row = panel.locator(f"tr[data-node-id='{worker_id}']")
+        expect(row).to_contain_text("ALIVE", timeout=15_000)
+        # the picture, drawn on the page: a green tile for the new node, then a grey one
+        tile = panel.locator(f"svg g[id='castray-node-ALIVE-{worker_id}']")
+        expect(tile).to_be_visible(timeout=15_000)
+        panel.screenshot(path=str(ARTIFACTS / "panel-worker-joined.png"))
+        worker.stop()
+        expect(row).to_contain_text("DEAD", timeout=60_000)
+        expect(panel.locator(f"svg g[id='castray-node-DEAD-{worker_id}']")).to_be_visible(timeout=15_000)
+        expect(tile).to_have_count(0)
+        panel.screenshot(path=str(ARTIFACTS / "panel-worker-dead.png"))
+
+        panel.get_by_placeholder("host:port, http://host:port, session name or auto").fill(second.gcs_address)
+        panel.get_by_role("button", name=re.compile(r"^\W*Connect$")).click()
+        expect(panel).to_contain_text(_head_id(second)[:12], timeout=20_000)
+        panel.get_by_role("button", name=re.compile(r"^\W*Discover$")).click()
+        expect(panel).to_contain_text("Discovered", timeout=20_000)
+        expect(panel).to_contain_text(second.gcs_address)
+        panel.screenshot(path=str(ARTIFACTS / "panel-after-controls.png"))
+
+
+def test_the_panel_composes_in_a_vbox_and_a_rerun_cell_leaves_one(lab, two_clusters) -> None:
+    """``W.VBox([castray_nb.panel()])`` renders in JupyterLab; the connect card is short;
+    running the panel's cell again (JupyterLab sends the cell's id) closes the old panel."""
+    from playwright.sync_api import expect
+
+    first, _ = two_clusters
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    name = _notebook(lab["root"], [
+        "%load_ext castray_nb\nimport castray_nb, ipywidgets as W",
+        f"castray_nb.connect({first.gcs_address!r})",
+        "W.VBox([W.HTML('<b>My Ray dashboard</b>'), castray_nb.panel(interval=1)])",
+        "import castray_nb.cells as cells\ns = castray_nb.session()\n"
+        "print('left:', len(cells.owned()), len(s._watches), len(s._subscribers))",
+    ], "compose.ipynb")  # fmt: skip
+    head_id = _head_id(first)
+    with _notebook_page(lab, name, {"width": 1700, "height": 1100}) as page:
+        cells = page.locator(".jp-Notebook .jp-Cell")
+        card = cells.nth(1).locator(".castray-card")
+        expect(card).to_contain_text(f"ray-{first.gcs_port}", timeout=30_000)
+        expect(card).to_contain_text("1/1 alive")
+        cells.nth(1).locator(".jp-OutputArea").screenshot(path=str(ARTIFACTS / "connect-card.png"))
+        box = cells.nth(2).locator(".widget-vbox").first
+        expect(box).to_contain_text("My Ray dashboard", timeout=30_000)
+        expect(box.locator(f"tr[data-node-id='{head_id}']")).to_contain_text("ALIVE", timeout=60_000)
+        # the panel fits its cell: nothing sticks out past the output area's right edge
+        area = cells.nth(2).locator(".jp-OutputArea-output").first.bounding_box()
+        inner = box.locator(".castray-table").first.bounding_box()
+        assert area and inner and inner["x"] + inner["width"] <= area["x"] + area["width"] + 1, (area, inner)
+        cells.nth(2).screenshot(path=str(ARTIFACTS / "panel-in-a-vbox.png"))
+        expect(cells.nth(3)).to_contain_text("left: 1 1 1", timeout=30_000)
+
+        for run in range(4):  # the same cell, run again and again
+            cells.nth(2).locator(".jp-InputArea-editor").click()
+            page.keyboard.press("Control+Enter")
+            expect(cells.nth(2).locator(".jp-InputPrompt")).to_contain_text(f"[{5 + run}]", timeout=30_000)
+        expect(cells.nth(2).locator(f"tr[data-node-id='{head_id}']")).to_contain_text("ALIVE", timeout=60_000)
+        cells.nth(3).locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Control+Enter")
+        expect(cells.nth(3).locator(".jp-OutputArea")).to_contain_text("left: 1 1 1", timeout=30_000)
+
+
+@contextmanager
+def _notebook_page(lab: dict[str, str], name: str, viewport: dict[str, int]) -> Iterator[Any]:
+    """Chromium with the notebook ``name`` open in JupyterLab and every cell run once."""
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page = browser.new_page(viewport=viewport)
             page.goto(f"{lab['url']}/lab/tree/{name}?token={lab['token']}")
             _run_all(page)
-            panel = page.locator(".widget-vbox").filter(has_text="every (s)").first
-            expect(panel).to_contain_text(head_id[:12], timeout=60_000)
-            expect(panel.locator(f"tr[data-node-id='{head_id}']")).to_contain_text("ALIVE")
-            panel.screenshot(path=str(ARTIFACTS / "panel-before.png"))
-
-            worker = first.add_worker()  # from outside: no user action in the page
-            worker_id = _new_node(first, {head_id})
-            row = panel.locator(f"tr[data-node-id='{worker_id}']")
-            expect(row).to_contain_text("ALIVE", timeout=15_000)
-            # the picture, drawn on the page: a green tile for the new node, then a grey one
-            tile = panel.locator(f"svg g[id='castray-node-ALIVE-{worker_id}']")
-            expect(tile).to_be_visible(timeout=15_000)
-            panel.screenshot(path=str(ARTIFACTS / "panel-worker-joined.png"))
-            worker.stop()
-            expect(row).to_contain_text("DEAD", timeout=60_000)
-            expect(panel.locator(f"svg g[id='castray-node-DEAD-{worker_id}']")).to_be_visible(timeout=15_000)
-            expect(tile).to_have_count(0)
-            panel.screenshot(path=str(ARTIFACTS / "panel-worker-dead.png"))
-
-            panel.get_by_placeholder("host:port, http://host:port, session name or auto").fill(second.gcs_address)
-            panel.get_by_role("button", name=re.compile(r"^\W*Connect$")).click()
-            expect(panel).to_contain_text(_head_id(second)[:12], timeout=20_000)
-            panel.get_by_role("button", name=re.compile(r"^\W*Discover$")).click()
-            expect(panel).to_contain_text("Discovered", timeout=20_000)
-            expect(panel).to_contain_text(second.gcs_address)
-            panel.screenshot(path=str(ARTIFACTS / "panel-after-controls.png"))
+            yield page
         finally:
             browser.close()
 
