@@ -142,11 +142,12 @@ def _clusters(args: Any) -> Any:
             "dashboard_url": c.dashboard_url,
             "gcs_address": c.info.gcs_address,
             "error": c.error,
+            "note": "; ".join([*c.warnings, *([c.info.note] if c.info.note else [])]) or None,
         }
         for c in _api().clusters()
     ]
     return pd.DataFrame(rows, columns=["name", "reachable", "via", "nodes", "alive", "last_refresh", "read_ms",
-                                       "dashboard_url", "gcs_address", "error"])  # fmt: skip
+                                       "dashboard_url", "gcs_address", "error", "note"])  # fmt: skip
 
 
 def _nodes(args: Any) -> Any:

@@ -306,20 +306,20 @@ def test_the_token_from_each_of_rays_sources_works(token_cluster, source, monkey
     assert info.auth_required and info.num_nodes == 1, "it needs a token, and we hold the right one"
 
 
-def test_the_gcs_path_with_a_token(token_cluster) -> None:
-    """Reading through the GCS switches the process to token mode, as ray.init does; a
-    subprocess keeps that switch out of this test process."""
-    script = (
-        "from castray_nb.core.client import ClusterClient; from castray_nb.core.settings import Settings\n"
-        f"r = ClusterClient({token_cluster.gcs_address!r}, None, Settings()).read(cluster='t')\n"
-        "print(r.via, len(r.nodes))"
-    )
-    env = {**os.environ, "RAY_AUTH_TOKEN": TOKEN}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
-    assert result.stdout.split() == ["gcs", "1"], result.stderr[-800:]
-    env.pop("RAY_AUTH_TOKEN")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
-    assert "AuthRequired" in result.stderr and "requires a Ray auth token" in result.stderr
+def test_the_gcs_path_with_a_token(token_cluster, no_token, monkeypatch) -> None:
+    """Over gRPC the token goes in each call's metadata (no process-wide switch): a missing
+    token and a wrong one are told apart, as over HTTP, and the right one reads."""
+    client = ClusterClient(token_cluster.gcs_address, None, Settings())
+    with pytest.raises(AuthRequired, match="requires a Ray auth token; none found") as missing:
+        client.read(cluster="t")
+    assert "RAY_AUTH_TOKEN" in str(missing.value)
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "x" + TOKEN[1:])
+    with pytest.raises(AuthRequired, match="wrong token") as wrong:
+        client.read(cluster="t")
+    assert "none found" not in str(wrong.value) and TOKEN[1:] not in str(wrong.value)
+    monkeypatch.setenv("RAY_AUTH_TOKEN", TOKEN)
+    reading = client.read(cluster="t")
+    assert reading.via == "gcs" and [n.state for n in reading.nodes] == ["ALIVE"]
 
 
 def test_the_token_never_appears_anywhere(token_cluster, monkeypatch, caplog, capsys) -> None:

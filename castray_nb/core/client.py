@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import gcs_grpc
 from .actors import ActorReading, read_actors
 from .auth import Token
 from .errors import ClusterUnreachable
 from .gcpause import gc_paused
-from .gcs import read_gcs
+from .gcs import read_gcs, version_note
 from .http import BIG_REPLY_BYTES, get_bytes, get_json, parse_json
 from .nodes import NodeRecord, node_from_state, reuse_unchanged, state_api_within_cap, usage_by_node
 from .settings import Settings
@@ -34,6 +35,7 @@ class Reading:
     total: int  # nodes the server has; more than len(nodes) when it truncated
     warnings: tuple[str, ...] = field(default=())
     seen: dt.datetime | None = None  # when it was read: every node's last_seen
+    ray_version: str | None = None  # the cluster's, where the reader learnt it
 
     @property
     def truncated(self) -> bool:
@@ -90,8 +92,12 @@ class ClusterClient:
         version = _POOL.submit(self.version)
         status = _POOL.submit(get_bytes, f"{url}/api/cluster_status", timeout, token=self.token)
         first = get_bytes(nodes_url(limit), timeout, token=self.token)
-        session = version.result().get("session_name")
+        about = version.result()
+        session = about.get("session_name")
         warnings = []
+        mismatch = version_note(str(about.get("ray_version") or ""), gcs_grpc.installed_ray_version())
+        if mismatch:
+            warnings.append(mismatch)
         try:
             status_body: bytes | None = status.result()
         except ClusterUnreachable as exc:  # usage is extra; the nodes stand without it
@@ -147,6 +153,7 @@ class ClusterClient:
             total=total,
             warnings=tuple(warnings),
             seen=seen,
+            ray_version=str(about.get("ray_version") or "") or None,
         )
 
     def actors(self, *, cluster: str, node_ids: list[str], state: str | None = None) -> ActorReading:
@@ -180,4 +187,6 @@ class ClusterClient:
             elapsed_s=time.perf_counter() - started,
             total=len(nodes),
             seen=seen,
+            warnings=(reading.note,) if reading.note else (),
+            ray_version=reading.ray_version,
         )

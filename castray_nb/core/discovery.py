@@ -8,12 +8,13 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
+from . import gcs_grpc
 from .address import cluster_key, is_this_machine, join_hostport, probe_host, split_hostport
 from .auth import find_token
 from .cards import card, one_line
 from .client import ClusterClient
 from .errors import AuthRequired, CastrayError, ClusterUnreachable
-from .gcs import read_gcs, tcp_open
+from .gcs import read_gcs, tcp_open, version_note
 from .http import get_json
 from .settings import Settings, load_settings
 from .sources import Candidate, SourceContext, default_temp_dir, registered_sources
@@ -185,14 +186,21 @@ def _verify_or_raise(group: list[Candidate], settings: Settings) -> ClusterInfo 
     session = session or (version or {}).get("session_name")
     if not session and not gcs:
         return "no Ray dashboard answered there"
-    num_nodes, note = _count_nodes(gcs, dashboard, auth_required, version is None, settings)
+    num_nodes, note, gcs_version = _count_nodes(gcs, dashboard, auth_required, version is None, settings)
     if num_nodes is None and note and note.startswith("token needed"):
         auth_required = True
+    ray_version = (
+        str((version or {}).get("ray_version") or _first(group, "ray_version") or "")
+        or gcs_version
+        or (gcs_reading.ray_version if gcs_reading else None)
+    )
+    mismatch = version_note(ray_version, gcs_grpc.installed_ray_version())
+    note = "; ".join(n for n in (note, mismatch) if n) or None
     return ClusterInfo(
         name=str(session or gcs),
         gcs_address=gcs if isinstance(gcs, str) else None,
         dashboard_url=dashboard,
-        ray_version=str((version or {}).get("ray_version") or _first(group, "ray_version") or "") or None,
+        ray_version=ray_version or None,
         session_dir=_first(group, "session_dir"),  # type: ignore[arg-type]
         num_nodes=num_nodes,
         auth_required=auth_required,
@@ -274,26 +282,28 @@ def _wants_token(url: str, settings: Settings) -> bool:
 
 def _count_nodes(
     gcs: object, dashboard: str | None, auth_required: bool, version_unread: bool, settings: Settings
-) -> tuple[int | None, str | None]:
+) -> tuple[int | None, str | None, str | None]:
+    """(ALIVE nodes or None, a note, the cluster's Ray version when its GCS told it)."""
     if dashboard and not (auth_required and version_unread):
         query = "limit=1&filter_keys=state&filter_predicates=%3D&filter_values=ALIVE"
         try:
             reply = get_json(f"{dashboard}/api/v0/nodes?{query}", settings.http_timeout)
-            return int(reply["data"]["result"]["num_filtered"]), None
+            return int(reply["data"]["result"]["num_filtered"]), None, None
         except (CastrayError, KeyError, TypeError, ValueError):
             pass  # fall through to the GCS
     if auth_required and version_unread:
-        return None, "a Ray auth token is needed to read its nodes"
+        return None, "a Ray auth token is needed to read its nodes", None
     if isinstance(gcs, str):
         client = ClusterClient(gcs, None, settings.replace(gcs_timeout=max(2.0, settings.probe_timeout * 4)))
         try:
             reading = client.read(cluster="")
         except AuthRequired as exc:
-            return None, f"token needed: {exc}"
+            return None, f"token needed: {exc}", None
         except ClusterUnreachable as exc:
-            return None, str(exc)
-        return sum(n.state == "ALIVE" for n in reading.nodes), None
-    return None, "nodes could not be read"
+            return None, str(exc), None
+        notes = [w for w in reading.warnings if w.startswith("read with Ray's own client")]
+        return sum(n.state == "ALIVE" for n in reading.nodes), "; ".join(notes) or None, reading.ray_version
+    return None, "nodes could not be read", None
 
 
 def _add_hints(clusters: list[ClusterInfo], hints: Sequence[Candidate]) -> list[ClusterInfo]:

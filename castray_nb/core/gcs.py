@@ -1,18 +1,24 @@
-"""Reading a cluster through its GCS. The only module that touches Ray internals.
+"""Reading a cluster through its GCS.
 
-Used when a cluster has no dashboard (``--include-dashboard=false``), when its
-dashboard died, and to verify addresses no process on this machine explains.
+Used when a cluster has no dashboard (``--include-dashboard=false``, or plain ``ray``
+without ``ray[default]``), when its dashboard died, and to verify addresses no process on
+this machine explains. Read over gRPC with the protobuf modules Ray ships, without
+importing the ``ray`` package (:mod:`.gcs_grpc`): every call has a deadline, so a read
+ends on time and leaves no thread behind. Only where those modules cannot be loaded does
+it fall back to Ray's own client (which imports Ray), and the reading's note says so.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import logging
 import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import gcs_grpc
 from .address import probe_host, split_hostport
 from .auth import TOKEN_SOURCES, find_token
 from .errors import AuthRequired, ClusterTimeout, ClusterUnreachable
@@ -26,6 +32,8 @@ class GcsReading:
     cluster_id: str | None
     dashboard_address: str | None  # what the dashboard wrote into the GCS; unverified
     nodes: list[dict[str, Any]] = field(default_factory=list)
+    ray_version: str | None = None  # the cluster's, from its CLUSTER_METADATA
+    note: str | None = None  # how it was read, when that is worth saying (a fallback, a version mismatch)
 
 
 def tcp_open(hostport: str, timeout: float) -> bool:
@@ -39,19 +47,47 @@ def tcp_open(hostport: str, timeout: float) -> bool:
 
 
 def read_gcs(address: str, timeout: float, *, with_nodes: bool = True) -> GcsReading:
-    """Read session name, dashboard address and (optionally) nodes from a GCS.
+    """Read session name, cluster id, dashboard address, the cluster's Ray version and
+    (optionally) nodes from a GCS, within ``timeout`` seconds per call.
 
-    Raises :class:`ClusterUnreachable` when nothing answers as a GCS within
-    ``timeout`` and :class:`AuthRequired` when it wants a token we lack.
+    Raises :class:`ClusterUnreachable` (:class:`ClusterTimeout` for a silent one) when
+    nothing answers as a GCS, and :class:`AuthRequired` when it wants a token we lack or
+    refuses ours.
     """
     if not tcp_open(address, min(timeout, 1.0)):
         raise ClusterUnreachable(f"no GCS answers at {address} (connection refused or timed out)")
+    modules = gcs_grpc.generated()
+    if modules is None:
+        reading = _read_with_rays_client(address, timeout, with_nodes)
+        why = gcs_grpc.load_failure() or "unknown"
+        note = f"read with Ray's own client: its protobuf modules could not be loaded alone ({why})"
+        return dataclasses.replace(reading, note=note)
+    raw = gcs_grpc.read(modules, address, timeout, with_nodes=with_nodes)
+    return GcsReading(
+        session_name=raw.session_name,
+        cluster_id=raw.cluster_id,
+        dashboard_address=raw.dashboard_address,
+        nodes=raw.nodes,
+        ray_version=raw.ray_version,
+        note=version_note(raw.ray_version, modules.ray_version),
+    )
+
+
+def version_note(cluster: str | None, client: str | None) -> str | None:
+    """A note when a cluster runs another Ray than the one installed here (Ray supports
+    a client and a cluster of the same version only)."""
+    if not cluster or not client or cluster == client:
+        return None
+    return f"the cluster runs Ray {cluster}, this environment has Ray {client}: Ray supports the same version only"
+
+
+def _read_with_rays_client(address: str, timeout: float, with_nodes: bool) -> GcsReading:
+    """The fallback: Ray's own GcsClient, in a daemon thread of its own (it blocks ~40 s
+    where nothing answers and cannot be interrupted). Imports Ray."""
     # Importing Ray takes 0.7-3 s the first time in a process (more on a busy machine);
     # that is not the GCS being slow, so it happens before the deadline starts.
     import ray._raylet  # noqa: F401
 
-    # GcsClient blocks for ~40 s where nothing answers and cannot be interrupted, so
-    # each read runs in a daemon thread of its own that the caller stops waiting for.
     future: concurrent.futures.Future[GcsReading] = concurrent.futures.Future()
 
     def run() -> None:
@@ -125,7 +161,7 @@ def _enable_token_mode() -> bool:
 
 
 def _node_dict(info: Any) -> dict[str, Any]:
-    """A GcsNodeInfo message in the State API's shape, so one parser serves both."""
+    """A node of Ray's GcsClient in the State API's shape, so one parser serves both."""
     return {
         "node_id": info.node_id.hex(),
         "node_ip": info.node_manager_address,

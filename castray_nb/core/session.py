@@ -126,6 +126,7 @@ class ClusterState:
             "num_nodes": self.num_nodes,
             "alive_nodes": self.alive_nodes,
             "warnings": list(self.warnings),
+            "note": self.info.note,
         }
 
 
