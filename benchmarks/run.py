@@ -112,6 +112,75 @@ def cli_figures(table: Table, a: LocalCluster, n: int) -> None:
     table.add('(baseline: python -c "pass")', timed_process([sys.executable, "-c", "pass"], n), "", None)
 
 
+def environment_line() -> str:
+    """What in the environment changes Ray's own import time (and so the ratios below)."""
+    import importlib.util
+
+    def has(module: str) -> str:
+        return "yes" if importlib.util.find_spec(module) else "no"
+
+    return f"JupyterLab installed: {has('jupyterlab')}; rfc3987-syntax present: {has('rfc3987_syntax')}"
+
+
+SILENT_WATCH_SCRIPT = r"""
+import socket, sys, threading, time
+from castray_nb.core.discovery import ClusterInfo
+from castray_nb.core.session import Session
+from castray_nb.core.settings import Settings
+listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen(64)
+held = []
+def accept():
+    while True:
+        conn, _ = listener.accept(); held.append(conn)
+threading.Thread(target=accept, daemon=True).start()
+address = "127.0.0.1:%d" % listener.getsockname()[1]
+session = Session(Settings(gcs_timeout=1.0))
+session.attach(ClusterInfo("silent", address, None, None, None, None, False, ("bench",)), refresh=False)
+before = threading.active_count()
+watch = session.watch(1.0)
+time.sleep(float(sys.argv[1]))
+during = threading.active_count()
+watch.stop(); time.sleep(2)
+print(before, during, threading.active_count())
+"""
+
+
+def gcs_figures(table: Table, n: int) -> None:
+    """A cluster with a dashboard and one without: the GCS read that imports no Ray."""
+    castray, ray_cli = str(BIN / "castray-nb"), str(BIN / "ray")
+    print(f"  ({environment_line()})")
+    dash, bare = LocalCluster(home=HOME), LocalCluster(home=HOME, dashboard=False)
+    try:
+        dash.launch(), dash.wait_ready()
+        only = timed_process([castray, "discover", "--json"], n)
+        table.add("castray-nb discover --json, 1 dashboard cluster (cold)", only, "", None, "target <= 0.25 s")
+        from castray_nb.core.discovery import discover
+
+        table.add("discover() warm, 1 dashboard cluster", timed_call(lambda: discover(Settings()), max(20, n)),
+                  "", None, "target <= 20 ms")  # fmt: skip
+        bare.launch(), bare.wait_ready()
+        ray_status = timed_process([ray_cli, "status", "--address", bare.gcs_address], n)
+        ray_list = timed_process([ray_cli, "list", "nodes", "--address", str(dash.dashboard_url)], n)
+        ours = timed_process([castray, "discover", "--json"], n)
+        what = "castray-nb discover --json, 1 dashboard + 1 dashboard-less"
+        table.add(what, ours, "ray status --address A", ray_status, "target <= 0.5 s and >= 6x")
+        table.add(what, ours, "ray list nodes --address A", ray_list, "target >= 6x")
+        table.add("discover() warm, 1 dashboard + 1 dashboard-less",
+                  timed_call(lambda: discover(Settings()), max(20, n)), "", None, "target <= 20 ms")  # fmt: skip
+        nodes = timed_process([castray, "nodes", "--address", bare.gcs_address, "--json"], n)
+        table.add("castray-nb nodes --address <dashboard-less GCS> --json", nodes, "ray status --address A",
+                  ray_status, "target <= 0.4 s")  # fmt: skip
+    finally:
+        dash.stop()
+        bare.stop()
+    out = subprocess.run([sys.executable, "-c", SILENT_WATCH_SCRIPT, "60"], capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise SystemExit(f"the silent-GCS watch failed:\n{out.stderr[-1500:]}")
+    before, during, after = out.stdout.split()
+    table.figure("a silent GCS under a 1 s watch for 60 s", f"{during} threads", "threads before the watch; after it",
+                 f"{before}; {after}")  # fmt: skip
+
+
 def in_process_figures(table: Table, settings: Settings, a: LocalCluster, n: int) -> None:
     from ray.util.state import list_nodes
 
@@ -318,7 +387,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--write", type=Path, help="also write the table as Markdown here")
-    parser.add_argument("--only", choices=["panel", "rerun"], help="run one section only")
+    parser.add_argument("--only", choices=["panel", "rerun", "gcs"], help="run one section only")
     args = parser.parse_args()
     n = args.repeat
     import ray
@@ -327,6 +396,11 @@ def main() -> None:
     print(f"castray_nb benchmarks, {dt.date.today()} on {machine()}, Ray {ray.__version__}; medians of {n}")
     if args.only == "rerun":
         rerun_figures(table, n)
+        return
+    if args.only in (None, "gcs"):
+        print("\nwithout a dashboard (the GCS over gRPC; clusters of its own):")
+        gcs_figures(table, n)
+    if args.only == "gcs":
         return
     print("starting two heads ...", flush=True)
     a, b = LocalCluster(home=HOME), LocalCluster(home=HOME)

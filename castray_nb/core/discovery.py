@@ -5,7 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from . import gcs_grpc
@@ -212,27 +212,43 @@ def _verify_or_raise(group: list[Candidate], settings: Settings) -> ClusterInfo 
     )
 
 
-def _dashboard_urls(group: Sequence[Candidate], gcs_reading: object) -> list[tuple[str, bool]]:
+def _dashboard_urls(group: Sequence[Candidate], gcs_reading: object) -> Iterator[tuple[str, bool]]:
     """URLs where this cluster's dashboard may listen, each with whether it is certainly
-    this cluster's (a socket its own dashboard process holds)."""
-    urls: list[tuple[str, bool]] = []
+    this cluster's (a socket its own dashboard process holds), cheapest first: the
+    dashboard's ``--port`` answers in a millisecond, while listing its process's sockets
+    (where it moved off ``--port``) takes ten, so that is done only when needed."""
+    seen: set[str] = set()
+
+    def fresh(url: str) -> bool:
+        if url in seen:
+            return False
+        seen.add(url)
+        return True
+
     for c in group:
-        if c.dashboard_url:
-            urls.append((c.dashboard_url, False))
+        if c.dashboard_url and fresh(c.dashboard_url):
+            yield c.dashboard_url, False
+        if c.dashboard_pid and c.dashboard_port:
+            url = f"http://{join_hostport(probe_host(c.dashboard_host or ''), c.dashboard_port)}"
+            if fresh(url):
+                yield url, False
+    for c in group:
         if c.dashboard_pid:
             host = probe_host(c.dashboard_host or "")
             ports = _listening_ports(c.dashboard_pid)
             if ports is None:  # cannot see its sockets: trust its --port flag
                 ports = [c.dashboard_port] if c.dashboard_port else []
-            elif c.dashboard_port in ports:  # its --port first; it may have moved
-                ports.remove(c.dashboard_port)
-                ports.insert(0, c.dashboard_port)
-            urls.extend((f"http://{join_hostport(host, p)}", True) for p in ports)
+            for port in ports:
+                url = f"http://{join_hostport(host, port)}"
+                seen.discard(url)  # asked before without knowing it was ours; now we know
+                if fresh(url):
+                    yield url, True
     dashboard_address = getattr(gcs_reading, "dashboard_address", None)
     if dashboard_address:
         host, port = split_hostport(dashboard_address)
-        urls.append((f"http://{join_hostport(probe_host(host), port)}", False))
-    return list(dict.fromkeys(urls))
+        url = f"http://{join_hostport(probe_host(host), port)}"
+        if fresh(url):
+            yield url, False
 
 
 def _listening_ports(pid: int) -> list[int] | None:
