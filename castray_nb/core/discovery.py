@@ -233,7 +233,7 @@ def _dashboard_urls(group: Sequence[Candidate], gcs_reading: object) -> Iterator
             if fresh(url):
                 yield url, False
     for c in group:
-        if c.dashboard_pid:
+        if c.dashboard_pid and c.dashboard_moves:  # with --port-retries=0 it is on --port or nowhere
             host = probe_host(c.dashboard_host or "")
             ports = _listening_ports(c.dashboard_pid)
             if ports is None:  # cannot see its sockets: trust its --port flag

@@ -34,6 +34,7 @@ class Candidate:
     dashboard_host: str | None = None
     dashboard_port: int | None = None
     dashboard_pid: int | None = None
+    dashboard_moves: bool = True  # may listen elsewhere than --port (ray.init retries ports; ray start does not)
     dashboard_url: str | None = None
     cluster_id: str | None = None
     ray_version: str | None = None
@@ -206,6 +207,7 @@ def process_table(ctx: SourceContext) -> Iterator[Candidate]:
             dashboard_host=dash.flags.get("host"),
             dashboard_port=int(port) if port.isdigit() else None,
             dashboard_pid=dash.pid,
+            dashboard_moves=dash.flags.get("port_retries", "") != "0",
             cluster_id=dash.flags.get("cluster_id_hex"),
             ray_version=_ray_version_of(head.exe),
             gcs_pid=head.pid,
