@@ -32,7 +32,7 @@ LOST_GCS_DONE = (
 def initialized_ray() -> Any | None:
     """The ``ray`` module if this process imported it and ``ray.init`` ran, else None.
 
-    Never imports Ray. A module another thread is still importing (a GCS read imports
+    Never imports Ray. A module another thread is still importing (a fallback GCS read imports
     Ray in the background) has no ``is_initialized`` yet: that counts as not initialized.
     """
     ray = sys.modules.get("ray")
