@@ -69,18 +69,19 @@ def test_the_reader_never_imports_ray_and_reads_both_clusters(clusters: Clusters
             assert by_dashboard.session_name == session
 
 
-def test_a_worker_joins_and_dies_through_the_gcs(headless: LocalCluster) -> None:
-    before = {n["node_id"] for n in read_gcs(headless.gcs_address, 5.0).nodes}
-    worker = headless.add_worker()
+def test_a_worker_joins_and_dies_through_the_gcs(head: LocalCluster) -> None:
+    # On the shared head, whose tests allow for workers (the headless one's expect a single node).
+    before = {n["node_id"] for n in read_gcs(head.gcs_address, 5.0).nodes}
+    worker = head.add_worker()
     try:
-        nodes = read_gcs(headless.gcs_address, 5.0).nodes
+        nodes = read_gcs(head.gcs_address, 5.0).nodes
         (joined,) = [n for n in nodes if n["node_id"] not in before]
         assert joined["state"] == "ALIVE" and not joined["is_head_node"] and joined["start_time_ms"] > 0
     finally:
         worker.stop()
 
     def dead() -> dict | None:
-        found = [n for n in read_gcs(headless.gcs_address, 5.0).nodes if n["node_id"] == joined["node_id"]]
+        found = [n for n in read_gcs(head.gcs_address, 5.0).nodes if n["node_id"] == joined["node_id"]]
         return found[0] if found and found[0]["state"] == "DEAD" else None
 
     gone = wait_until(dead, 60)

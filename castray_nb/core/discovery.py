@@ -230,8 +230,8 @@ def _dashboard_urls(group: Sequence[Candidate], gcs_reading: object) -> Iterator
             yield c.dashboard_url, False
         if c.dashboard_pid and c.dashboard_port:
             url = f"http://{join_hostport(probe_host(c.dashboard_host or ''), c.dashboard_port)}"
-            if fresh(url):
-                yield url, False
+            if fresh(url):  # a dashboard that cannot move (--port-retries=0) runs on its --port or not at all
+                yield url, not c.dashboard_moves
     for c in group:
         if c.dashboard_pid and c.dashboard_moves:  # with --port-retries=0 it is on --port or nowhere
             host = probe_host(c.dashboard_host or "")
