@@ -446,7 +446,7 @@ def main() -> None:
         args.write.write_text(
             f"# Benchmark results\n\nMeasured {dt.date.today()} on {machine()}, Ray {ray.__version__}; "
             f"medians of {n} runs (`python benchmarks/run.py --repeat {n} --write benchmarks/RESULTS.md`). "
-            "Ratios are the alternative's time over ours.\n\n"
+            f"Ratios are the alternative's time over ours. Environment: {environment_line()}.\n\n"
             f"{table.markdown()}\n"
         )
         print(f"\nwrote {args.write}")
