@@ -132,7 +132,7 @@ def _read_with(client_type: Any, address: str, timeout: float, with_nodes: bool)
     dashboard = client.internal_kv_get(b"dashboard", namespace=b"dashboard", timeout=timeout)
     nodes = []
     if with_nodes:
-        nodes = [_node_dict(info) for info in client.get_all_node_info(timeout=timeout).values()]
+        nodes = [gcs_grpc.node_dict(info) for info in client.get_all_node_info(timeout=timeout).values()]
     return GcsReading(
         session_name=session.decode() if session else None,
         cluster_id=client.cluster_id.hex() if client.cluster_id else None,
@@ -158,23 +158,6 @@ def _enable_token_mode() -> bool:
             return bool(setup.maybe_enable_token_auth_if_token_available(warn_if_disabled=False))
         finally:
             quiet.setLevel(level)
-
-
-def _node_dict(info: Any) -> dict[str, Any]:
-    """A node of Ray's GcsClient in the State API's shape, so one parser serves both."""
-    return {
-        "node_id": info.node_id.hex(),
-        "node_ip": info.node_manager_address,
-        "is_head_node": info.is_head_node,
-        "state": "ALIVE" if info.state == 0 else "DEAD",
-        "state_message": info.death_info.reason_message or None,
-        "node_name": info.node_name,
-        "hostname": info.node_manager_hostname,
-        "resources_total": dict(info.resources_total),
-        "labels": dict(info.labels),
-        "start_time_ms": info.start_time_ms,
-        "end_time_ms": info.end_time_ms,
-    }
 
 
 def _first_line(exc: BaseException) -> str:

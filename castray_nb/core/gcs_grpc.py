@@ -151,7 +151,7 @@ def read(
         session, dashboard = kv_value("session"), kv_value("dashboard")
         cluster_id = replies["cluster_id"].cluster_id
         version = _metadata_version(kv_value("metadata"))
-        nodes = [_node_dict(info) for info in replies["nodes"].node_info_list] if with_nodes else []
+        nodes = [node_dict(info) for info in replies["nodes"].node_info_list] if with_nodes else []
         return RawGcs(
             session_name=session.decode(errors="replace") if session else None,
             cluster_id=bytes(cluster_id).hex() if cluster_id else None,
@@ -188,8 +188,9 @@ def _error(exc: Any, address: str, timeout: float, token: Token | None) -> Excep
     return ClusterUnreachable(f"no GCS answers at {address} ({first})")
 
 
-def _node_dict(info: Any) -> dict[str, Any]:
-    """A GcsNodeInfo message in the State API's shape, so one parser serves both."""
+def node_dict(info: Any) -> dict[str, Any]:
+    """A GcsNodeInfo message (ours, or Ray's GcsClient's) in the State API's shape, so one
+    parser serves both."""
     return {
         "node_id": bytes(info.node_id).hex(),
         "node_ip": info.node_manager_address,
