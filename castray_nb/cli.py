@@ -92,15 +92,7 @@ def _discover(args: argparse.Namespace, settings: Any) -> int:
     from .core.discovery import discover_report
     from .core.session import Session
 
-    if args.connect:
-        session = Session(settings)
-        session.discover(connect=True)
-        report = session.discover_report()
-        assert report is not None
-        for name, why in report.attach_errors:
-            print(f"castray-nb: warning: could not attach {name}: {why}", file=sys.stderr)
-    else:
-        report = discover_report(settings)
+    report = _discover_and_attach(Session(settings)) if args.connect else discover_report(settings)
     if args.json:
         print(json.dumps([c.to_json() for c in report.clusters], indent=2))
     else:
@@ -135,14 +127,20 @@ def _session(addresses: Sequence[str], settings: Any) -> Any:
         for address in parsed:
             session.connect(address)
     else:
-        session.discover(connect=True)
-        report = session.discover_report()
-        for name, why in report.attach_errors if report else ():
-            print(f"castray-nb: warning: could not attach {name}: {why}", file=sys.stderr)
+        _discover_and_attach(session)
     for state in session.clusters():
         if state.error:
             print(f"castray-nb: warning: {state.name}: {state.error}", file=sys.stderr)
     return session
+
+
+def _discover_and_attach(session: Any) -> Any:
+    """``discover --connect``: attach every cluster found; a warning line per failure."""
+    session.discover(connect=True)
+    report = session.discover_report()
+    for name, why in report.attach_errors:
+        print(f"castray-nb: warning: could not attach {name}: {why}", file=sys.stderr)
+    return report
 
 
 def _nodes(args: argparse.Namespace, settings: Any) -> int:

@@ -142,7 +142,7 @@ def _clusters(args: Any) -> Any:
             "dashboard_url": c.dashboard_url,
             "gcs_address": c.info.gcs_address,
             "error": c.error,
-            "note": "; ".join([*c.warnings, *([c.info.note] if c.info.note else [])]) or None,
+            "note": "; ".join(c.notes) or None,
         }
         for c in _api().clusters()
     ]

@@ -165,8 +165,8 @@ def _figure(clusters: dict[str, list[NodeRecord]], actors: Mapping[tuple[str, st
         if len(ordered) < len(nodes):
             x, top = tile(len(ordered), facecolor="#eaeef2", edgecolor="#8c959f", linewidth=0.8, gid="castray-more")
             alive = sum(n.state == ALIVE for n in nodes) - sum(n.state == ALIVE for n in ordered)
-            rest = range(len(nodes) - len(ordered))
-            ax.text(x + 0.45, top + 0.25, f"+{len(rest)}", fontsize=9, ha="center", va="center", color="#24292f")
+            ax.text(x + 0.45, top + 0.25, f"+{len(nodes) - len(ordered)}", fontsize=9, ha="center", va="center",
+                    color="#24292f")  # fmt: skip
             ax.text(x + 0.45, top + 0.47, f"{alive} alive", fontsize=6, ha="center", va="center", color="#57606a")
         y += n_rows * pitch
     out = io.StringIO()

@@ -461,8 +461,7 @@ def render_status(states: Sequence[ClusterState], local_rows: Sequence[NodeRecor
         else:
             dot, how = "#cf222e", f"unreachable: {_e(c.error or '')}"
         link = f" &middot; <a href='{_e(c.dashboard_url)}' target='_blank'>dashboard</a>" if c.dashboard_url else ""
-        said = [*c.warnings, *([c.info.note] if c.info.note and c.info.note not in c.warnings else [])]
-        warn = f" &middot; <span style='color:#9a6700'>{_e('; '.join(said))}</span>" if said else ""
+        warn = f" &middot; <span style='color:#9a6700'>{_e('; '.join(c.notes))}</span>" if c.notes else ""
         lines.append(
             f"<div><span style='color:{dot}'>&#9679;</span> <b>{_e(c.name)}</b>: {c.num_nodes} node(s), "
             f"{c.alive_nodes} alive; {how}{link}{warn}</div>"

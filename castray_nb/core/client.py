@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import gcs_grpc
 from .actors import ActorReading, read_actors
 from .auth import Token
 from .errors import ClusterUnreachable
@@ -95,7 +94,7 @@ class ClusterClient:
         about = version.result()
         session = about.get("session_name")
         warnings = []
-        mismatch = version_note(str(about.get("ray_version") or ""), gcs_grpc.installed_ray_version())
+        mismatch = version_note(str(about.get("ray_version") or ""))
         if mismatch:
             warnings.append(mismatch)
         try:
@@ -187,6 +186,6 @@ class ClusterClient:
             elapsed_s=time.perf_counter() - started,
             total=len(nodes),
             seen=seen,
-            warnings=(reading.note,) if reading.note else (),
+            warnings=tuple(n for n in (reading.note, version_note(reading.ray_version)) if n),
             ray_version=reading.ray_version,
         )

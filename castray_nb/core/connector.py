@@ -8,12 +8,11 @@ import logging
 import socket
 from collections.abc import Callable, Sequence
 
-from . import gcs_grpc
 from .address import DEFAULT_PORTS, Address, cluster_key, is_this_machine, join_hostport, parse_address
 from .client import ClusterClient
 from .discovery import ClusterInfo, discover
 from .errors import AmbiguousAddress, AuthRequired, CastrayError, ClusterUnreachable, DriverConflict, InvalidAddress
-from .gcs import read_gcs, version_note
+from .gcs import notes, read_gcs, version_note
 from .local import initialized_ray
 from .settings import Settings
 
@@ -148,7 +147,6 @@ def _resolve_gcs(parsed: Address, settings: Settings) -> ClusterInfo:
         except ClusterUnreachable:
             pass  # the GCS serves us without it
     ray_version = ray_version or reading.ray_version
-    notes = (reading.note, version_note(ray_version, gcs_grpc.installed_ray_version()))
     return ClusterInfo(
         name=reading.session_name or parsed.hostport,
         gcs_address=parsed.hostport,
@@ -159,7 +157,7 @@ def _resolve_gcs(parsed: Address, settings: Settings) -> ClusterInfo:
         auth_required=False,
         sources=("address",),
         cluster_id=reading.cluster_id,
-        note="; ".join(n for n in notes if n) or None,
+        note=notes(reading.note, version_note(ray_version)),
     )
 
 

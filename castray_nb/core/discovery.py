@@ -8,13 +8,12 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from . import gcs_grpc
 from .address import cluster_key, is_this_machine, join_hostport, probe_host, split_hostport
 from .auth import find_token
 from .cards import card, one_line
 from .client import ClusterClient
 from .errors import AuthRequired, CastrayError, ClusterUnreachable
-from .gcs import read_gcs, tcp_open, version_note
+from .gcs import fallback_note, notes, read_gcs, tcp_open, version_note
 from .http import get_json
 from .settings import Settings, load_settings
 from .sources import Candidate, SourceContext, default_temp_dir, registered_sources
@@ -194,8 +193,7 @@ def _verify_or_raise(group: list[Candidate], settings: Settings) -> ClusterInfo 
         or gcs_version
         or (gcs_reading.ray_version if gcs_reading else None)
     )
-    mismatch = version_note(ray_version, gcs_grpc.installed_ray_version())
-    note = "; ".join(n for n in (note, mismatch) if n) or None
+    note = notes(note, version_note(ray_version))
     return ClusterInfo(
         name=str(session or gcs),
         gcs_address=gcs if isinstance(gcs, str) else None,
@@ -317,8 +315,7 @@ def _count_nodes(
             return None, f"token needed: {exc}", None
         except ClusterUnreachable as exc:
             return None, str(exc), None
-        notes = [w for w in reading.warnings if w.startswith("read with Ray's own client")]
-        return sum(n.state == "ALIVE" for n in reading.nodes), "; ".join(notes) or None, reading.ray_version
+        return sum(n.state == "ALIVE" for n in reading.nodes), fallback_note(), reading.ray_version
     return None, "nodes could not be read", None
 
 

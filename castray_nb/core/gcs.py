@@ -33,7 +33,7 @@ class GcsReading:
     dashboard_address: str | None  # what the dashboard wrote into the GCS; unverified
     nodes: list[dict[str, Any]] = field(default_factory=list)
     ray_version: str | None = None  # the cluster's, from its CLUSTER_METADATA
-    note: str | None = None  # how it was read, when that is worth saying (a fallback, a version mismatch)
+    note: str | None = None  # how it was read, when that is worth saying (see fallback_note)
 
 
 def tcp_open(hostport: str, timeout: float) -> bool:
@@ -58,27 +58,31 @@ def read_gcs(address: str, timeout: float, *, with_nodes: bool = True) -> GcsRea
         raise ClusterUnreachable(f"no GCS answers at {address} (connection refused or timed out)")
     modules = gcs_grpc.generated()
     if modules is None:
-        reading = _read_with_rays_client(address, timeout, with_nodes)
-        why = gcs_grpc.load_failure() or "unknown"
-        note = f"read with Ray's own client: its protobuf modules could not be loaded alone ({why})"
-        return dataclasses.replace(reading, note=note)
+        return dataclasses.replace(_read_with_rays_client(address, timeout, with_nodes), note=fallback_note())
     raw = gcs_grpc.read(modules, address, timeout, with_nodes=with_nodes)
-    return GcsReading(
-        session_name=raw.session_name,
-        cluster_id=raw.cluster_id,
-        dashboard_address=raw.dashboard_address,
-        nodes=raw.nodes,
-        ray_version=raw.ray_version,
-        note=version_note(raw.ray_version, modules.ray_version),
-    )
+    return GcsReading(raw.session_name, raw.cluster_id, raw.dashboard_address, raw.nodes, raw.ray_version)
 
 
-def version_note(cluster: str | None, client: str | None) -> str | None:
+def fallback_note() -> str | None:
+    """What every GCS reading says while Ray's own client stands in for ours, else None."""
+    if gcs_grpc.generated() is not None:
+        return None
+    why = gcs_grpc.load_failure() or "unknown"
+    return f"read with Ray's own client: its protobuf modules could not be loaded alone ({why})"
+
+
+def version_note(cluster: str | None) -> str | None:
     """A note when a cluster runs another Ray than the one installed here (Ray supports
     a client and a cluster of the same version only)."""
+    client = gcs_grpc.installed_ray_version()
     if not cluster or not client or cluster == client:
         return None
     return f"the cluster runs Ray {cluster}, this environment has Ray {client}: Ray supports the same version only"
+
+
+def notes(*parts: str | None) -> str | None:
+    """The notes that were said, as one line (None when there are none)."""
+    return "; ".join(p for p in parts if p) or None
 
 
 def _read_with_rays_client(address: str, timeout: float, with_nodes: bool) -> GcsReading:

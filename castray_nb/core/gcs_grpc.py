@@ -37,11 +37,10 @@ _failure: str | None = None
 
 @dataclass(frozen=True)
 class Modules:
-    """Ray's generated modules, loaded without Ray, and the version they came with."""
+    """Ray's generated modules, loaded without Ray."""
 
     service: Any  # gcs_service_pb2: request and reply messages
     stubs: Any  # gcs_service_pb2_grpc: the client stubs
-    ray_version: str | None
 
 
 def generated() -> Modules | None:
@@ -75,11 +74,7 @@ def _load() -> Modules:
     sys.modules.setdefault(_PACKAGE, package)
     service = importlib.import_module(f"{_PACKAGE}.gcs_service_pb2")
     stubs = importlib.import_module(f"{_PACKAGE}.gcs_service_pb2_grpc")
-    return Modules(service, stubs, _installed_version(root))
-
-
-def _installed_version(root: Path) -> str | None:
-    return installed_ray_version()
+    return Modules(service, stubs)
 
 
 @functools.lru_cache(maxsize=1)

@@ -84,6 +84,12 @@ class ClusterState:
     def dashboard_url(self) -> str | None:
         return self.info.dashboard_url
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What is worth knowing about it: its last reading's warnings, then the note it was
+        found with (another Ray version, how it is read), each once."""
+        return tuple(dict.fromkeys([*self.warnings, *([self.info.note] if self.info.note else [])]))
+
     def __repr__(self) -> str:
         return one_line("ClusterState", self.name, self._facts())
 

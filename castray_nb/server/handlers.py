@@ -98,11 +98,14 @@ async def _call(lane: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T
         return await asyncio.wait_for(run(), _deadline())
     except asyncio.TimeoutError:
         raise ApiError(504, "timeout", f"no answer within {_deadline():g} s") from None
-    except Exception as exc:
-        for kind, status, code in _ERRORS:
-            if isinstance(exc, kind):
-                raise ApiError(status, code, str(exc)) from None
-        raise
+    except CastrayError as exc:
+        raise _api_error(exc) from None
+
+
+def _api_error(exc: CastrayError) -> ApiError:
+    """The JSON error for a core error (status and code from ``_ERRORS``)."""
+    status, code = next(((s, c) for kind, s, c in _ERRORS if isinstance(exc, kind)), (500, "internal_error"))
+    return ApiError(status, code, str(exc))
 
 
 class _JsonErrors:
@@ -241,15 +244,10 @@ class DisconnectHandler(_Base):
         everything = self.flag("all", name is None)
         if (name is None) != everything:
             raise ApiError(400, "bad_request", "give ?name=NAME, or ?all=true (or no parameter) to detach all")
-        session = api.session()
-        if name is None:
-            gone = session.detach_all()
-        else:
-            try:
-                session.detach(name)
-            except UnknownCluster as exc:
-                raise ApiError(404, "unknown_cluster", str(exc)) from None
-            gone = [name]
+        try:
+            gone = api.disconnect(name, all=everything)  # no I/O: answered on the loop
+        except CastrayError as exc:
+            raise _api_error(exc) from None
         self.reply({"detached": gone})
 
 
