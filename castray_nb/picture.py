@@ -24,6 +24,9 @@ from .core.nodes import ALIVE, DEAD, UNREACHABLE, NodeRecord
 TILES_PER_ROW = 10
 MAX_TILES = 40  # per cluster; the rest are summed up in one "+N more" tile
 FILL = {ALIVE: "#2da44e", DEAD: "#afb8c1", UNREACHABLE: "#cf222e"}
+# Text outside the tiles takes the page's own text colour (light or dark theme): drawn in
+# this stand-in colour, then written as ``currentColor`` into the SVG.
+TEXT = "#010203"
 _DRAW_LOCK = threading.Lock()  # matplotlib's font cache and text layout are not thread-safe
 
 
@@ -115,7 +118,7 @@ def _figure(clusters: dict[str, list[NodeRecord]], actors: Mapping[tuple[str, st
         parts = [f"{counts[s]} {s.lower()}" for s in (ALIVE, DEAD, UNREACHABLE) if counts[s]]
         alive_cpu = sum(n.CPU for n in nodes if n.state == ALIVE)
         title = f"{name}  ·  {len(nodes)} node{'s' * (len(nodes) != 1)}: {', '.join(parts)}  ·  {alive_cpu:g} CPU"
-        ax.text(0, y + 0.3, title, fontsize=10, fontweight="bold", color="#24292f", va="center")
+        ax.text(0, y + 0.3, title, fontsize=10, fontweight="bold", color=TEXT, va="center")
         y += 0.55
         # Order first, then cap: the head and the live nodes come first, whatever order the
         # State API listed them in, so the head never vanishes into the "+N" tile.
@@ -161,19 +164,27 @@ def _figure(clusters: dict[str, list[NodeRecord]], actors: Mapping[tuple[str, st
                 ax.text(x + 0.8, top + 0.02, "★", fontsize=11, color="#bf8700", ha="center", va="center")
             count = actors.get((node.cluster, node.node_id))
             label = node.node_ip + (f" · {count} actor{'s' * (count != 1)}" if count else "")
-            ax.text(x + 0.45, top + tile_h + 0.12, label, fontsize=6, color="#57606a", ha="center", va="center")
+            ax.text(x + 0.45, top + tile_h + 0.12, label, fontsize=6, color=TEXT, alpha=0.7, ha="center", va="center")
         if len(ordered) < len(nodes):
             x, top = tile(len(ordered), facecolor="#eaeef2", edgecolor="#8c959f", linewidth=0.8, gid="castray-more")
             alive = sum(n.state == ALIVE for n in nodes) - sum(n.state == ALIVE for n in ordered)
-            ax.text(x + 0.45, top + 0.25, f"+{len(nodes) - len(ordered)}", fontsize=9, ha="center", va="center",
-                    color="#24292f")  # fmt: skip
+            ax.text(
+                x + 0.45,
+                top + 0.25,
+                f"+{len(nodes) - len(ordered)}",
+                fontsize=9,
+                ha="center",
+                va="center",
+                color="#24292f",
+            )  # fmt: skip  (on the light "+N" tile, whatever the theme)
             ax.text(x + 0.45, top + 0.47, f"{alive} alive", fontsize=6, ha="center", va="center", color="#57606a")
         y += n_rows * pitch
     out = io.StringIO()
     fig.savefig(out, format="svg", metadata={"Date": None}, transparent=True)
     svg = out.getvalue()
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and DOCTYPE: inline markup
-    return re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
+    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
+    return svg.replace(f"fill: {TEXT}", "fill: currentColor")
 
 
 def _tile_order(node: NodeRecord) -> tuple[bool, bool, str, str]:

@@ -31,6 +31,9 @@ PICTURE_USAGE_EVERY = 10.0  # usage alone redraws the picture at most this often
 PAGE_SIZE = 200  # rows drawn at once: a 10,000-node cluster stays a small page to send
 _STATE_COLOURS = {ALIVE: "#1a7f37", DEAD: "#8c959f", "UNREACHABLE": "#cf222e"}
 _GIB = 1024**3
+# The theme's own colours where JupyterLab has them (light and dark), these outside it.
+_MUTED = "var(--jp-ui-font-color2, #57606a)"
+_TRACK = "var(--jp-layout-color3, #eaeef2)"
 
 
 class Panel(W.VBox):
@@ -54,12 +57,18 @@ class Panel(W.VBox):
         self._closed = False
         self._text = "castray panel: no nodes"  # the last render as text, for the display bundle
 
-        self.discover_button = W.Button(description="Discover", icon="search", tooltip="find clusters on this machine")
+        # Buttons as wide as their labels: the toolbar stays on one line in a notebook cell.
+        fit = {"width": "auto"}
+        self.discover_button = W.Button(
+            description="Discover", icon="search", tooltip="find clusters on this machine", layout=fit
+        )
         self.address = W.Text(placeholder="host:port, http://host:port, session name or auto", layout={"width": "24em"})
-        self.connect_button = W.Button(description="Connect", icon="plug", button_style="primary")
+        self.connect_button = W.Button(description="Connect", icon="plug", button_style="primary", layout=fit)
         self.detach_choice = W.Dropdown(options=[], layout={"width": "12em"})
-        self.disconnect_button = W.Button(description="Disconnect", icon="unlink")
-        self.pause = W.ToggleButton(value=False, description="Pause", icon="pause", tooltip="pause live updates")
+        self.disconnect_button = W.Button(description="Disconnect", icon="unlink", layout=fit)
+        self.pause = W.ToggleButton(
+            value=False, description="Pause", icon="pause", tooltip="pause live updates", layout=fit
+        )
         self.interval_box = W.BoundedFloatText(
             value=self.interval, min=0.2, max=3600, step=0.5, description="every (s)", layout={"width": "11em"}
         )
@@ -246,7 +255,7 @@ class Panel(W.VBox):
 
     def say(self, message: str, *, error: bool = False) -> None:
         stamp = dt.datetime.now().strftime("%H:%M:%S")
-        colour = "#cf222e" if error else "var(--jp-ui-font-color2, #57606a)"
+        colour = "#cf222e" if error else _MUTED
         with self._lock:
             if self._closed:
                 return
@@ -421,7 +430,7 @@ _NO_NODE = "actors: pick a node to list them"
 def render_actors(actors: Sequence[ActorRecord]) -> str:
     """One node's actors as an HTML table."""
     if not actors:
-        return "<div style='color:#57606a'>No ALIVE actors on this node.</div>"
+        return f"<div style='color:{_MUTED}'>No ALIVE actors on this node.</div>"
     titles = ("class", "name", "actor id", "pid", "resources", "namespace")
     head = "".join(f"<th style='text-align:left'>{t}</th>" for t in titles)
     body = "".join(
@@ -467,7 +476,9 @@ def render_status(states: Sequence[ClusterState], local_rows: Sequence[NodeRecor
             f"{c.alive_nodes} alive; {how}{link}{warn}</div>"
         )
     if not lines:
-        lines.append("<div style='color:#57606a'>No cluster attached. Discover, or type an address and Connect.</div>")
+        lines.append(
+            f"<div style='color:{_MUTED}'>No cluster attached. Discover, or type an address and Connect.</div>"
+        )
     return "<div class='castray-status'>" + "".join(lines) + "</div>"
 
 
@@ -480,7 +491,7 @@ def _bar(used: float | None, total: float, scale: float = 1.0, unit: str = "") -
     share = max(0.0, min(1.0, used / total))
     return (
         f"<div title='{used / scale:.2f} of {total / scale:.2f}{unit} in use' style='display:flex;gap:4px;"
-        f"align-items:center'><div style='width:48px;height:7px;background:#eaeef2;border-radius:3px'>"
+        f"align-items:center'><div style='width:48px;height:7px;background:{_TRACK};border-radius:3px'>"
         f"<div style='width:{share * 100:.0f}%;height:7px;background:#0969da;border-radius:3px'></div></div>"
         f"{used / scale:.1f}/{text}</div>"
     )
@@ -498,7 +509,7 @@ def render_table(
     """
     every = rows if summary_of is None else summary_of
     if not every:
-        return "<div style='color:#57606a'>No nodes.</div>"
+        return f"<div style='color:{_MUTED}'>No nodes.</div>"
     counts = {s: sum(r.state == s for r in every) for s in (ALIVE, DEAD, "UNREACHABLE")}
     summary = (
         f"<div><b>{len(every)} node(s)</b> in {len({r.cluster for r in every})} cluster(s): "
@@ -523,7 +534,7 @@ def render_table(
     head = "".join(f"<th style='text-align:left;padding:2px 8px'>{h}</th>" for h in titles)
     body = []
     for r in rows:
-        lit = " style='background:#fff8c5'" if r.node_id in highlight else ""
+        lit = " style='background:rgba(255, 212, 0, 0.28)'" if r.node_id in highlight else ""
         colour = _STATE_COLOURS.get(r.state, "#57606a")
         body.append(
             f"<tr{lit} data-node-id='{_e(r.node_id)}'>"

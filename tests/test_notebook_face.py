@@ -126,7 +126,7 @@ def test_the_panel_follows_a_worker_joining_and_dying(head, settings) -> None:
         new_id = wait_until(lambda: ({r.node_id for r in session.rows()} - before) or None, 2 * interval + 3.0).pop()
         wait_until(lambda: new_id in panel.table.value, 2 * interval + 1.0)
         assert time.monotonic() - seen_at <= 2 * interval + 4.0
-        assert "background:#fff8c5" in panel.table.value  # the new row is highlighted
+        assert "background:rgba(255, 212, 0, 0.28)" in panel.table.value  # the new row is highlighted
 
         worker.stop()
         wait_until(lambda: _row_html(panel, new_id) and "DEAD" in _row_html(panel, new_id), 60)
