@@ -22,6 +22,7 @@ import ipywidgets as W
 
 from . import cells
 from .core.actors import ActorRecord
+from .core.discovery import ClusterInfo
 from .core.errors import CastrayError
 from .core.nodes import ALIVE, DEAD, NodeRecord
 from .core.session import ClusterState, Event, Session, Watch
@@ -161,13 +162,17 @@ class Panel(W.VBox):
 
     def _discover(self) -> None:
         found = self.session.discover()
-        attached = {c.info.gcs_address for c in self.session.clusters()}
-        items = "".join(
-            f"<li><code>{_e(c.name)}</code> GCS <code>{_e(c.gcs_address or '-')}</code>, "
-            f"{'?' if c.num_nodes is None else c.num_nodes} node(s)"
-            f"{', token needed' if c.auth_required else ''}{' (attached)' if c.gcs_address in attached else ''}</li>"
-            for c in found
-        )
+        attached = {c.info.gcs_address: c.name for c in self.session.clusters()}
+
+        def item(c: ClusterInfo) -> str:
+            as_name = f" (attached as <b>{_e(attached[c.gcs_address])}</b>)" if c.gcs_address in attached else ""
+            return (
+                f"<li><code>{_e(c.name)}</code> GCS <code>{_e(c.gcs_address or '-')}</code>, "
+                f"{'?' if c.num_nodes is None else c.num_nodes} node(s)"
+                f"{', token needed' if c.auth_required else ''}{as_name}</li>"
+            )
+
+        items = "".join(item(c) for c in found)
         with self._lock:
             self.found.value = f"<b>Discovered {len(found)} live cluster(s)</b><ul style='margin:2px 0'>{items}</ul>"
             if found and not self.address.value.strip():
