@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 from .core.connector import driver_address, leave_driver
 from .core.discovery import ClusterInfo, DiscoveryReport
 from .core.errors import CastrayError, InvalidArgument
-from .core.session import ClusterState, Session
+from .core.links import jupyter_context
+from .core.registry import KernelRegistry
+from .core.session import ClusterState, Event, Session
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,11 +31,27 @@ def session() -> Session:
     with _default_lock:
         if _default is None or _default.closed:
             _default = Session()
+            _register_with_server(_default)
             if _default.settings.attach:
                 threading.Thread(
                     target=_attach_on_start, args=(_default,), name="castray-attach-on-start", daemon=True
                 ).start()
         return _default
+
+
+def _register_with_server(s: Session) -> None:
+    """In a kernel of a Jupyter server, keep the server told which clusters are attached
+    here, so that the dashboard links this kernel shows resolve there (:mod:`.core.registry`)."""
+    if jupyter_context() is None:
+        return
+    registry = KernelRegistry()
+
+    def rewrite(event: Event | None = None) -> None:
+        if event is None or event.kind in ("cluster_attached", "cluster_detached"):
+            registry.write((c.session_name or c.info.name, c.name, c.dashboard_url) for c in s.clusters())
+
+    s.subscribe(rewrite)
+    rewrite()
 
 
 def _attach_on_start(s: Session) -> None:

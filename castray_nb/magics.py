@@ -115,8 +115,10 @@ def _discover(args: Any) -> Any:
         print(f"castray: could not attach {name}: {why}", file=sys.stderr)
     if args.json:
         return [c.to_json() for c in found]
-    columns = ["name", "gcs_address", "dashboard_url", "ray_version", "num_nodes", "auth_required", "sources"]
-    return pd.DataFrame([{k: c.to_json()[k] for k in columns} for c in found], columns=columns)
+    columns = ["name", "gcs_address", "dashboard_url", "dashboard_link", "ray_version", "num_nodes", "auth_required",
+               "sources"]  # fmt: skip
+    rows = [{**c.to_json(), "dashboard_link": c.dashboard_link} for c in found]
+    return pd.DataFrame([{k: row[k] for k in columns} for row in rows], columns=columns)
 
 
 def _connect(args: Any) -> Any:
@@ -140,6 +142,7 @@ def _clusters(args: Any) -> Any:
             "last_refresh": c.last_refresh,
             "read_ms": None if c.read_s is None else round(c.read_s * 1000, 1),
             "dashboard_url": c.dashboard_url,
+            "dashboard_link": c.dashboard_link,
             "gcs_address": c.info.gcs_address,
             "error": c.error,
             "note": "; ".join(c.notes) or None,
@@ -147,7 +150,7 @@ def _clusters(args: Any) -> Any:
         for c in _api().clusters()
     ]
     return pd.DataFrame(rows, columns=["name", "reachable", "via", "nodes", "alive", "last_refresh", "read_ms",
-                                       "dashboard_url", "gcs_address", "error", "note"])  # fmt: skip
+                                       "dashboard_url", "dashboard_link", "gcs_address", "error", "note"])  # fmt: skip
 
 
 def _nodes(args: Any) -> Any:

@@ -474,7 +474,8 @@ def render_status(states: Sequence[ClusterState], local_rows: Sequence[NodeRecor
             dot, how = "#1a7f37", f"via {c.via}, refreshed {when} in {took}"
         else:
             dot, how = "#cf222e", f"unreachable: {_e(c.error or '')}"
-        link = f" &middot; <a href='{_e(c.dashboard_url)}' target='_blank'>dashboard</a>" if c.dashboard_url else ""
+        href = c.dashboard_link
+        link = f" &middot; <a href='{_e(href)}' target='_blank'>dashboard</a>" if href else ""
         warn = f" &middot; <span style='color:#9a6700'>{_e('; '.join(c.notes))}</span>" if c.notes else ""
         lines.append(
             f"<div><span style='color:{dot}'>&#9679;</span> <b>{_e(c.name)}</b>: {c.num_nodes} node(s), "

@@ -64,3 +64,26 @@ def silent_server(host: str = "127.0.0.1") -> Iterator[int]:
         for conn in held:
             conn.close()
         listener.close()
+
+
+@contextmanager
+def canary(host: str = "127.0.0.1") -> Iterator[tuple[int, list[str]]]:
+    """An HTTP server that records every request line it gets; yields (port, lines).
+    A proxy test points every trick at it: the list must stay empty."""
+    hits: list[str] = []
+
+    class Record(_Hello):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            hits.append(self.requestline)
+            super().do_GET()
+
+        do_POST = do_GET  # noqa: N815
+
+    server = http.server.ThreadingHTTPServer((host, 0), Record)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], hits
+    finally:
+        server.shutdown()
+        server.server_close()

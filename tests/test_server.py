@@ -47,6 +47,7 @@ ENDPOINTS = [
     ("GET", "/nodes"),
     ("GET", "/nodes/external"),
     ("GET", "/openapi.json"),
+    ("DELETE", "/dashboard-links"),
 ]
 
 

@@ -15,6 +15,7 @@ from .client import ClusterClient
 from .errors import AuthRequired, CastrayError, ClusterUnreachable
 from .gcs import fallback_note, notes, read_gcs, tcp_open, version_note
 from .http import get_json
+from .links import dashboard_link
 from .settings import Settings, load_settings
 from .sources import Candidate, SourceContext, default_temp_dir, registered_sources
 
@@ -49,7 +50,12 @@ class ClusterInfo:
         return one_line("ClusterInfo", self.name, self._facts())
 
     def _repr_html_(self) -> str:
-        return card(self.name, self._facts(), self.dashboard_url, self.note)
+        return card(self.name, self._facts(), self.dashboard_link, self.note)
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The link to show: through the Jupyter server under one (see :mod:`.links`)."""
+        return dashboard_link(self.dashboard_url, self.name)
 
     def _facts(self) -> list[tuple[str, str]]:
         nodes = "?" if self.num_nodes is None else str(self.num_nodes)

@@ -19,6 +19,7 @@ from .cards import card, one_line
 from .client import ClusterClient, Reading
 from .discovery import ClusterInfo, DiscoveryReport, discover_report
 from .errors import NAME_RULE, CastrayError, InvalidAddress, InvalidName, NameTaken, UnknownCluster
+from .links import dashboard_link
 from .local import LOST_GCS_DONE, LOST_GCS_GRACE_S, local_runtime
 from .nodes import ALIVE, NodeRecord, mark_unreachable, to_dataframe
 from .settings import Settings, load_settings
@@ -85,6 +86,11 @@ class ClusterState:
         return self.info.dashboard_url
 
     @property
+    def dashboard_link(self) -> str | None:
+        """The link to show: through the Jupyter server under one (see :mod:`.links`)."""
+        return dashboard_link(self.info.dashboard_url, self.session_name or self.info.name, self.name)
+
+    @property
     def notes(self) -> tuple[str, ...]:
         """What is worth knowing about it: its last reading's warnings, then the note it was
         found with (another Ray version, how it is read), each once."""
@@ -94,7 +100,7 @@ class ClusterState:
         return one_line("ClusterState", self.name, self._facts())
 
     def _repr_html_(self) -> str:
-        return card(self.name, self._facts(), self.dashboard_url, self.error)
+        return card(self.name, self._facts(), self.dashboard_link, self.error)
 
     def _facts(self) -> list[tuple[str, str]]:
         if self.reachable is None:

@@ -14,6 +14,8 @@ key (config file)         environment variable        meaning
 ``sources``               CASTRAY_SOURCES              discovery sources to use (comma-separated)
 ``node_limit``            CASTRAY_NODE_LIMIT           most nodes asked of one cluster per read
 ``remote``                CASTRAY_REMOTE               false: refuse addresses not on this machine
+``dashboard_link``        CASTRAY_DASHBOARD_LINK       template of the dashboard links shown (see core/links.py)
+``dashboard_writes``      CASTRAY_DASHBOARD_WRITES     true: the server's dashboard proxy passes non-GET requests
 ========================  ==========================  =========================================
 
 The file is ``$CASTRAY_CONFIG`` or ``~/.config/castray_nb/config.json``; unknown keys
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .links import check_template
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class Settings:
     sources: tuple[str, ...] | None = None
     node_limit: int = 10_000
     remote: bool = True
+    dashboard_link: str | None = None
+    dashboard_writes: bool = False
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -51,7 +56,8 @@ class Settings:
 
 _FLOATS = ("probe_timeout", "http_timeout", "gcs_timeout", "refresh_interval")
 _LISTS = {"temp_dirs": os.pathsep, "attach": ",", "sources": ","}
-_ENV = {name: "CASTRAY_" + name.upper() for name in (*_FLOATS, *_LISTS, "node_limit", "remote")}
+_BOOLS = ("remote", "dashboard_writes")
+_ENV = {name: "CASTRAY_" + name.upper() for name in (*_FLOATS, *_LISTS, *_BOOLS, "node_limit", "dashboard_link")}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -93,13 +99,17 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
             if not 0 < value <= 3600:
                 raise ValueError("must be between 0 and 3600 seconds")
             return value
-        if key == "remote":
+        if key in _BOOLS:
             if isinstance(raw, bool):
                 return raw
             text = str(raw).strip().lower()
             if text not in _TRUE + _FALSE:
                 raise ValueError("must be true or false")
             return text in _TRUE
+        if key == "dashboard_link":
+            if not isinstance(raw, str):
+                raise ValueError("must be a string")
+            return check_template(raw.strip()) or None
         if key == "node_limit":
             number = int(raw)
             if number < 1:

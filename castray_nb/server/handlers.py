@@ -31,9 +31,11 @@ from ..core.errors import (
     NameTaken,
     UnknownCluster,
 )
+from ..core.links import PROXY_PATH
 from ..core.nodes import COLUMNS, row_to_json
-from ..core.session import Event
+from ..core.session import ClusterState, Event
 from ..core.settings import load_settings
+from . import proxy
 
 AUTH_RESOURCE = "castray"
 PREFIX = "castray/api"
@@ -173,6 +175,16 @@ class _Base(_JsonErrors, APIHandler):
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
 
 
+def _with_link(handler: JupyterHandler, data: dict[str, Any], key: str) -> dict[str, Any]:
+    """A cluster's JSON with ``dashboard_link``: the proxy route, capability included."""
+    base_url = handler.settings.get("base_url", "/")
+    return {**data, "dashboard_link": proxy.dashboard_link(base_url, key, bool(data.get("dashboard_url")))}
+
+
+def _state_json(handler: JupyterHandler, state: ClusterState) -> dict[str, Any]:
+    return _with_link(handler, state.to_json(), state.name)
+
+
 class DiscoverHandler(_Base):
     @web.authenticated
     @authorized
@@ -188,7 +200,7 @@ class DiscoverHandler(_Base):
         failed = [{"name": n, "message": why} for n, why in report.attach_errors] if report else []
         self.reply(
             {
-                "clusters": [c.to_json() for c in found],
+                "clusters": [_with_link(self, c.to_json(), c.name) for c in found],
                 "attached": attached,
                 "attach_errors": failed,
                 "elapsed_s": round(elapsed, 4),
@@ -200,7 +212,7 @@ class ExternalInfoHandler(_Base):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.reply({"clusters": [c.to_json() for c in api.session().clusters()]})
+        self.reply({"clusters": [_state_json(self, c) for c in api.session().clusters()]})
 
 
 class NodesHandler(_Base):
@@ -232,7 +244,7 @@ class ConnectHandler(_Base):
             raise ApiError(400, "bad_request", 'the body must be {"cluster_address": "..."}')
         name = body.get("name")
         state = await _call("connect", api.session().connect, address, name=name)
-        self.reply({"cluster": state.to_json()})
+        self.reply({"cluster": _state_json(self, state)})
 
 
 class DisconnectHandler(_Base):
@@ -244,11 +256,26 @@ class DisconnectHandler(_Base):
         everything = self.flag("all", name is None)
         if (name is None) != everything:
             raise ApiError(400, "bad_request", "give ?name=NAME, or ?all=true (or no parameter) to detach all")
+        keys = {c.name: [c.name, c.session_name] for c in api.session().clusters()}
         try:
             gone = api.disconnect(name, all=everything)  # no I/O: answered on the loop
         except CastrayError as exc:
             raise _api_error(exc) from None
+        for detached in gone:  # its dashboard links stop working
+            for key in keys.get(detached, []):
+                if key:
+                    proxy.revoke(key)
         self.reply({"detached": gone})
+
+
+class DashboardLinksHandler(_Base):
+    """``DELETE castray/api/dashboard-links[?cluster=KEY]``: revoke dashboard links."""
+
+    @web.authenticated
+    @authorized
+    async def delete(self) -> None:
+        key = self.get_query_argument("cluster", None)
+        self.reply({"revoked": proxy.revoke(key)})
 
 
 class OpenApiHandler(_Base):
@@ -304,7 +331,7 @@ class EventsHandler(_JsonErrors, JupyterHandler, websocket.WebSocketHandler):
         self._loop = IOLoop.current()
         self._unsubscribe = self._session.subscribe(self._from_any_thread)
         self._watch = self._session.watch(self._interval)
-        hello = {"type": "hello", "clusters": [c.to_json() for c in self._session.clusters()]}
+        hello = {"type": "hello", "clusters": [_state_json(self, c) for c in self._session.clusters()]}
         self.write_message(json.dumps(hello))
 
     def _from_any_thread(self, event: Event) -> None:
@@ -349,5 +376,8 @@ def setup_handlers(web_app: Any) -> None:
             (route("nodes/external"), ExternalNodesHandler),
             (route("events"), EventsHandler),
             (route("openapi.json"), OpenApiHandler),
+            (route("dashboard-links"), DashboardLinksHandler),
+            (url_path_join(base, PROXY_PATH, r"[^/]+/cap-[A-Za-z0-9_-]{32}(?:/.*)?"), proxy.DashboardProxyHandler),
+            (url_path_join(base, PROXY_PATH, r"[^/]+(?:/.*)?"), proxy.DashboardEntryHandler),
         ],
     )
