@@ -31,7 +31,10 @@ class JupyterServer:
 
 @contextlib.contextmanager
 def jupyter_server(
-    app: str = "jupyter_server", env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()
+    app: str = "jupyter_server",
+    env: Mapping[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    status_path: str = "/",
 ) -> Iterator[JupyterServer]:
     """``python -m <app>`` (``jupyter_server`` or ``jupyterlab``) on 127.0.0.1 with a token.
 
@@ -55,7 +58,7 @@ def jupyter_server(
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as reply:
+                with urllib.request.urlopen(f"{url}{status_path}api/status?token={token}", timeout=2) as reply:
                     if reply.status == 200:
                         break
             except OSError:
