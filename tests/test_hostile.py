@@ -289,6 +289,47 @@ def test_a_wrong_token_is_told_apart(token_cluster, monkeypatch) -> None:
     assert "none found" not in str(caught.value)
 
 
+def test_the_dashboard_proxy_reads_a_token_cluster_and_never_shows_the_token(token_cluster) -> None:
+    """Through the server's proxy: reads work with the server's token, and nothing the
+    browser receives holds it (bodies, headers, redirects), even from a dashboard that
+    echoes it back. A server without the token answers 502 saying where it looked."""
+    from tests.fake_dashboard import FakeDashboard
+    from tests.jupyter import jupyter_server
+    from tests.test_proxy import raw
+    from tests.test_server import call
+
+    home = tempfile.mkdtemp(prefix="castray-token-server-")
+    try:
+        with FakeDashboard() as echo, jupyter_server(env={"HOME": home, "RAY_AUTH_TOKEN": TOKEN}) as server:
+            for address, name in ((token_cluster.dashboard_url, "guarded"), (echo.url, "echo")):
+                status, body = call(server, "POST", "/cluster/connect-external", {"cluster_address": address,
+                                                                                   "name": name})  # fmt: skip
+                assert status == 200, body
+            _, listing = call(server, "GET", "/cluster/external-info")
+            links = {c["name"]: c["dashboard_link"] for c in listing["clusters"]}
+            received = []
+            for path in ("", "api/v0/nodes", "api/version", "favicon.ico"):
+                status, headers, body = raw(server, "GET", links["guarded"] + path)
+                assert status == 200, (path, body[:200])
+                received.append(str(headers) + body.decode(errors="replace"))
+            assert json.loads(raw(server, "GET", links["guarded"] + "api/v0/nodes")[2])["data"]["result"]["total"] == 1
+            status, headers, body = raw(server, "GET", links["echo"] + "leak")
+            assert status == 200 and body.startswith(b"before Bearer ***") and body.endswith(b"*** after")
+            received.append(str(headers) + body.decode())
+            status, headers, _ = raw(server, "GET", links["echo"] + f"redirect?to=/x%3Ft={TOKEN}")
+            received.append(str(headers))
+            assert not [text for text in received if TOKEN in text]
+        with jupyter_server(env={"HOME": home}) as bare:  # no token anywhere it looks
+            session = next(c for c in discover() if c.gcs_address == token_cluster.gcs_address).name
+            status, headers, body = raw(bare, "GET", f"/castray/dashboard/{session}/api/v0/nodes",
+                                        {"Authorization": f"token {bare.token}"})  # fmt: skip
+            reply = json.loads(body)
+            assert status == 502 and reply["error"] == "cluster_auth_required", reply
+            assert "RAY_AUTH_TOKEN" in reply["message"] and "~/.ray/auth_token" in reply["message"]
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.mark.parametrize("source", ["RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "~/.ray/auth_token"])
 def test_the_token_from_each_of_rays_sources_works(token_cluster, source, monkeypatch, tmp_path, no_token) -> None:
     if source == "RAY_AUTH_TOKEN":
