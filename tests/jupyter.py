@@ -35,6 +35,7 @@ def jupyter_server(
     env: Mapping[str, str] | None = None,
     args: tuple[str, ...] = (),
     status_path: str = "/",
+    ip: str = "127.0.0.1",
 ) -> Iterator[JupyterServer]:
     """``python -m <app>`` (``jupyter_server`` or ``jupyterlab``) on 127.0.0.1 with a token.
 
@@ -48,12 +49,12 @@ def jupyter_server(
                 "JUPYTER_RUNTIME_DIR": str(root / "runtime"), "JUPYTER_DATA_DIR": str(root / "data"),
                 **(env or {})}  # fmt: skip
     full_env.pop("JUPYTER_PATH", None)
-    command = [sys.executable, "-m", app, "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+    command = [sys.executable, "-m", app, "--no-browser", "--allow-root", f"--ip={ip}", f"--port={port}",
                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", *args]  # fmt: skip
     log_path = root / "server.log"
     log = open(log_path, "wb")
     server = subprocess.Popen(command, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{ip}:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -158,12 +158,14 @@ def test_the_panel_composes_in_a_vbox_and_a_rerun_cell_leaves_one(lab, two_clust
 
 
 @contextmanager
-def _notebook_page(lab: dict[str, str], name: str, viewport: dict[str, int]) -> Iterator[Any]:
+def _notebook_page(
+    lab: dict[str, str], name: str, viewport: dict[str, int], executable: str = CHROMIUM
+) -> Iterator[Any]:
     """Chromium with the notebook ``name`` open in JupyterLab and every cell run once."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport=viewport)
             # a workspace of its own, reset: only this notebook is open
