@@ -383,11 +383,100 @@ def _printed(script: str, n: int) -> float:
     return statistics.median(runs)
 
 
+@contextlib.contextmanager
+def jupyter_lab() -> Iterator[tuple[str, str]]:
+    """JupyterLab with castray_nb's extension, on a free port, in dirs of its own."""
+    import signal
+    import urllib.request
+
+    from castray_nb.launch import free_ports
+
+    root = Path(tempfile.mkdtemp(prefix="castray-bench-jupyter-"))
+    (port,) = free_ports(1)
+    token = os.urandom(16).hex()
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / "c"), "JUPYTER_RUNTIME_DIR": str(root / "r"),
+           "JUPYTER_DATA_DIR": str(root / "d")}  # fmt: skip
+    log = open(root / "log", "wb")
+    server = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+                               f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"],
+                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+                break
+            time.sleep(0.3)
+        yield url, token
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def proxy_figures(table: Table, a: LocalCluster, n: int) -> None:
+    """The dashboard through Jupyter against the dashboard itself, same run."""
+    import json
+    import urllib.request
+
+    assert a.dashboard_url
+    with jupyter_lab() as (url, token):
+        body = json.dumps({"cluster_address": a.dashboard_url, "name": "bench"}).encode()
+        request = urllib.request.Request(f"{url}/castray/api/cluster/connect-external", data=body, method="POST",
+                                         headers={"Authorization": f"token {token}"})  # fmt: skip
+        link = url + json.loads(urllib.request.urlopen(request, timeout=30).read())["cluster"]["dashboard_link"]
+
+        def gets(base: str) -> list[float]:
+            times = []
+            for i in range(55):
+                started = time.perf_counter()
+                urllib.request.urlopen(f"{base}api/v0/nodes", timeout=30).read()
+                if i >= 5:  # 5 warm-up requests
+                    times.append(time.perf_counter() - started)
+            return sorted(times)
+
+        for _ in range(2):  # interleaved, so both see the same machine
+            proxied, direct = gets(link), gets(a.dashboard_url + "/")
+        p95 = int(0.95 * len(proxied)) - 1
+        table.add("GET /api/v0/nodes through the proxy (median of 50)", statistics.median(proxied),
+                  "the dashboard directly", statistics.median(direct))  # fmt: skip
+        table.add("GET /api/v0/nodes through the proxy (p95 of 50)", proxied[p95], "the dashboard directly",
+                  direct[p95])  # fmt: skip
+        chromium = "/usr/bin/chromium"
+        if not Path(chromium).exists():
+            table.figure("Cluster page in Chromium", "(no /usr/bin/chromium)")
+            return
+        from playwright.sync_api import sync_playwright
+
+        def page_load(browser: object, base: str) -> float:
+            context = browser.new_context()  # type: ignore[attr-defined]
+            page = context.new_page()
+            started = time.perf_counter()
+            page.goto(base + "#/cluster")
+            page.locator("table").filter(has_text="ALIVE").filter(has_text="(Head)").wait_for(timeout=60_000)
+            took = time.perf_counter() - started
+            context.close()
+            return took
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"])
+            page_load(browser, link)
+            page_load(browser, a.dashboard_url + "/")
+            through, itself = [], []
+            for _ in range(n):
+                through.append(page_load(browser, link))
+                itself.append(page_load(browser, a.dashboard_url + "/"))
+            browser.close()
+        table.add("Ray's Cluster page loads in Chromium, through Jupyter (until the head row shows)",
+                  statistics.median(through), "the dashboard directly", statistics.median(itself))  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--write", type=Path, help="also write the table as Markdown here")
-    parser.add_argument("--only", choices=["panel", "rerun", "gcs"], help="run one section only")
+    parser.add_argument("--only", choices=["panel", "rerun", "gcs", "proxy"], help="run one section only")
     args = parser.parse_args()
     n = args.repeat
     import ray
@@ -411,6 +500,9 @@ def main() -> None:
         if args.only == "panel":
             panel_figures(table, settings, a, b, n)
             return
+        if args.only == "proxy":
+            proxy_figures(table, a, n)
+            return
         print("\ncommand line (whole process, cold):")
         cli_figures(table, a, n)
         print("\nin process (warm):")
@@ -422,6 +514,8 @@ def main() -> None:
         print("\npanel (widget model, no browser):")
         panel_figures(table, settings, a, b, n)
         rerun_figures(table, n)
+        print("\nthe dashboard proxy (through Jupyter Server):")
+        proxy_figures(table, a, n)
         print("\nloading:")
         ours_import = timed_process([sys.executable, "-c", "import castray_nb"], n)
         theirs = timed_process([sys.executable, "-c", "import ray"], n)

@@ -15,6 +15,8 @@ GET      /castray/api/nodes                      merged node rows (``?alive=true
 GET      /castray/api/nodes/external             external node rows only
 GET      /castray/api/events                     WebSocket: the session's change events
 GET      /castray/api/openapi.json               the OpenAPI document of all of the above
+DELETE   /castray/api/dashboard-links            revoke dashboard links (``?cluster=NAME`` for one)
+GET      /castray/dashboard/{cluster}/{path}     a cluster's Ray dashboard (see :mod:`.proxy`)
 =======  ======================================  ==================================================
 
 The server process keeps one session (:func:`castray_nb.api.session`); it is not a Ray
@@ -30,7 +32,11 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     from .handlers import setup_handlers
 
     setup_handlers(serverapp.web_app)
-    serverapp.log.info("castray_nb: REST API and event WebSocket under %scastray/api/", serverapp.base_url)
+    serverapp.log.info(
+        "castray_nb: REST API and event WebSocket under %scastray/api/, dashboards under %scastray/dashboard/",
+        serverapp.base_url,
+        serverapp.base_url,
+    )
 
 
 # The names older jupyter_server/notebook versions look for.

@@ -257,8 +257,8 @@ class Redactor:
         if not self.secret:
             return chunk
         data = (self.held + chunk).replace(self.secret, self.mask)
-        keep = len(self.secret) - 1
-        self.held, out = data[len(data) - keep :], data[: len(data) - keep]
+        split = max(0, len(data) - (len(self.secret) - 1))  # a token's beginning may end a chunk
+        self.held, out = data[split:], data[:split]
         return out
 
     def close(self) -> bytes:
