@@ -28,7 +28,10 @@ var out = [];
 function say(k, v) { out.push(k + "=" + v); document.getElementById("out").textContent = out.join("\\n"); }
 try { say("cookie", JSON.stringify(document.cookie)); } catch (e) { say("cookie", "error:" + e.name); }
 try { say("storage", String(window.localStorage.length)); } catch (e) { say("storage", "error:" + e.name); }
-var base = "BASE_URL";
+// A full URL, so that nothing the proxy puts in the page can redirect it: straight at
+// Jupyter's API, on Jupyter's own origin (the page's URL says where that is).
+var base = location.protocol + "//" + location.host + "BASE_URL";
+say("target", base + "api/kernels");
 fetch(base + "api/kernels", {credentials: "include"}).then(function (r) { return r.text().then(function (t) {
   say("list", r.status + ":" + t.slice(0, 60)); }); }).catch(function (e) { say("list", "error:" + e.name); })
 .then(function () { return fetch(base + "api/kernels", {method: "POST", credentials: "include",

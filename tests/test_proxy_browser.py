@@ -124,6 +124,7 @@ def test_a_hostile_dashboard_page_cannot_use_the_jupyter_session(hub_lab, fake: 
     out = page.locator("#out")
     expect(out).to_contain_text("done=1", timeout=30_000)
     report = dict(line.split("=", 1) for line in out.inner_text().splitlines() if "=" in line)
+    assert report["target"] == f"{origin}{BASE}api/kernels"  # Jupyter's API itself, not a proxied path
     assert report["cookie"] in ('""', "error:SecurityError")  # no _xsrf, no login cookie to read
     assert not report["list"].startswith("200")  # Jupyter's API is not readable from the page
     assert report["start"] != "201" and not report["start"].startswith("2")
