@@ -524,7 +524,7 @@ class DashboardProxyHandler(_ProxyBase, websocket.WebSocketHandler):
         if not done:
             self._gone = True
             fetch.add_done_callback(lambda f: f.exception())
-            raise ProxyError(504, "timeout", f"{self.target.label}'s dashboard did not answer within {waited:g} s")
+            raise ProxyError(504, "timeout", f"the dashboard of {self.target.label} did not answer within {waited:g} s")
         try:
             response = await fetch
         except httpclient.HTTPClientError as exc:
@@ -532,7 +532,7 @@ class DashboardProxyHandler(_ProxyBase, websocket.WebSocketHandler):
                 await self.finish()
                 return
             code, why = (504, "timeout") if exc.code == 599 and "Timeout" in str(exc) else (502, "cluster_unreachable")
-            raise ProxyError(code, why, f"{self.target.label}'s dashboard: {exc}") from None
+            raise ProxyError(code, why, f"the dashboard of {self.target.label}: {exc}") from None
         except OSError as exc:
             if state["started"] and not self._gone:
                 await self.finish()
@@ -540,7 +540,7 @@ class DashboardProxyHandler(_ProxyBase, websocket.WebSocketHandler):
                 return
             raise self._unreachable(exc) from None
         if not state["started"]:  # no header_callback end (should not happen): answer from the response
-            raise ProxyError(502, "cluster_unreachable", f"{self.target.label}'s dashboard answered {response.code}")
+            raise self._unreachable(f"answered {response.code} without headers")
         if state["html"] is not None:
             body = b"".join(state["html"])
             encoding = state["headers"].get("Content-Encoding", "").lower()
@@ -602,12 +602,12 @@ class DashboardProxyHandler(_ProxyBase, websocket.WebSocketHandler):
         except httpclient.HTTPClientError as exc:
             if exc.code == 401:
                 raise self._token_refused(token) from None
-            raise ProxyError(502, "cluster_unreachable", f"{self.target.label}'s dashboard refused: {exc}") from None
+            raise self._unreachable(f"refused the WebSocket: {exc}") from None
         except (OSError, asyncio.TimeoutError) as exc:
             raise self._unreachable(exc) from None
 
-    def _unreachable(self, exc: BaseException) -> ProxyError:
-        return ProxyError(502, "cluster_unreachable", f"{self.target.label}'s dashboard is unreachable: {exc}")
+    def _unreachable(self, exc: BaseException | str) -> ProxyError:
+        return ProxyError(502, "cluster_unreachable", f"the dashboard of {self.target.label} is unreachable: {exc}")
 
     def _token_refused(self, token: Token | None) -> ProxyError:
         where = f"sent the one from {token.source}" if token else f"it has none (looked in {TOKEN_SOURCES})"
