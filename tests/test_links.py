@@ -108,3 +108,22 @@ def test_the_server_refuses_a_registered_remote_cluster_when_remote_is_off(monke
     with pytest.raises(ProxyError) as refused:
         targets._verify("session_x", "http://10.213.0.9:8265", "registered by a kernel")  # refused before any traffic
     assert refused.value.status_code == 403 and refused.value.code == "remote_refused"
+
+
+def test_cards_and_states_show_the_link_through_jupyter(monkeypatch) -> None:
+    from castray_nb.core.session import Session
+    from castray_nb.testing.replay import ReplayDashboard
+
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/carol/")
+    links.refresh_context()
+    try:
+        with ReplayDashboard(nodes=3) as url, Session(Settings()) as session:
+            state = session.connect(url, name="replayed")
+            expected = "/user/carol/castray/dashboard/session_2026-01-01_00-00-00_000000_1/"
+            assert state.dashboard_link == expected and state.dashboard_url == url
+            assert f"href='{expected}'" in state._repr_html_() and url not in state._repr_html_().split("dashboard")[-1]
+        monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX")
+        links.refresh_context()
+        assert links.dashboard_link(url, "s", "n") == url  # outside Jupyter: the direct URL
+    finally:
+        links.refresh_context()

@@ -276,3 +276,24 @@ def test_the_server_keeps_to_its_document_for_the_new_route(server: JupyterServe
     assert "/castray/api/dashboard-links" in document["paths"]
     schema = json.dumps(document["components"])
     assert "dashboard_link" in schema
+
+
+def test_with_writes_on_a_write_must_come_from_jupyter_or_the_dashboards_own_page(fake: FakeDashboard) -> None:
+    env = {"HOME": HOME, "CASTRAY_DASHBOARD_WRITES": "true"}
+    with jupyter_server(env=env) as writable:
+        status, body = call(writable, "POST", "/cluster/connect-external", {"cluster_address": fake.url, "name": "w"})
+        assert status == 200, body
+        root = link(writable, "w")
+        own = writable.url
+        allowed = [{"Origin": own}, {"Origin": "null", "Referer": own + root + "#/jobs"}]
+        refused = [{}, {"Origin": "http://evil.example"}, {"Origin": "null"},
+                   {"Origin": "null", "Referer": "http://evil.example" + root},
+                   {"Origin": "null", "Referer": own + root.replace("/w/", "/other/")}]  # fmt: skip
+        for headers in allowed:
+            status, _, body = raw(writable, "POST", root + "echo/write", headers)
+            assert status == 200 and json.loads(body)["method"] == "POST", headers
+        before = len(fake.seen)
+        for headers in refused:
+            reply = raw(writable, "POST", root + "echo/write", headers)
+            assert reply[0] == 403 and error_of(reply) == "forbidden", headers
+        assert len(fake.seen) == before
