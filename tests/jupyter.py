@@ -12,7 +12,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from castray_nb.launch import free_ports
@@ -24,9 +24,47 @@ class JupyterServer:
     token: str
     root: Path
     log: Path
+    command: list[str] = field(repr=False, default_factory=list)
+    env: dict[str, str] = field(repr=False, default_factory=dict)
+    status_path: str = "/"
+    process: subprocess.Popen | None = field(repr=False, default=None)
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:]
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                url = f"{self.url}{self.status_path}api/status?token={self.token}"
+                with urllib.request.urlopen(url, timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"{self.command[2]} did not start:\n{self.log_tail(2000)}")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)  # it shuts its kernels down
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        """Stop and start again: the same port, token and dirs (as a user's restart, or
+        JupyterHub starting a culled server again)."""
+        self.stop()
+        self.start()
 
 
 @contextlib.contextmanager
@@ -51,29 +89,10 @@ def jupyter_server(
     full_env.pop("JUPYTER_PATH", None)
     command = [sys.executable, "-m", app, "--no-browser", "--allow-root", f"--ip={ip}", f"--port={port}",
                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", *args]  # fmt: skip
-    log_path = root / "server.log"
-    log = open(log_path, "wb")
-    server = subprocess.Popen(command, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://{ip}:{port}"
+    server = JupyterServer(f"http://{ip}:{port}", token, root, root / "server.log", command, full_env, status_path)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}{status_path}api/status?token={token}", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError(f"{app} did not start:\n{log_path.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.3)
-        yield JupyterServer(url, token, root, log_path)
+        server.start()
+        yield server
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # it shuts its kernels down
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
+        server.stop()
         shutil.rmtree(root, ignore_errors=True)

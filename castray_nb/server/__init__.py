@@ -20,7 +20,8 @@ GET      /castray/dashboard/{cluster}/{path}     a cluster's Ray dashboard (see 
 =======  ======================================  ==================================================
 
 The server process keeps one session (:func:`castray_nb.api.session`); it is not a Ray
-driver, so its table has external rows only.
+driver, so its table has external rows only. Its attachments are kept across restarts
+(:mod:`.persist`).
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ from typing import Any
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
+    from .. import api
     from .handlers import setup_handlers
+    from .persist import keep
 
     setup_handlers(serverapp.web_app)
+    keep(api.session())  # what was attached before a restart is attached again
     serverapp.log.info(
         "castray_nb: REST API and event WebSocket under %scastray/api/, dashboards under %scastray/dashboard/",
         serverapp.base_url,
