@@ -328,9 +328,10 @@ export class CastraySidebar extends Widget {
         el('td', { class: `castray-state castray-${n.state.toLowerCase()}` }, n.state),
         el('td', {}, n.node_ip),
         el('td', {}, n.is_head ? 'head' : ''),
-        el('td', {}, used(n.CPU_used, n.CPU)),
-        el('td', {}, used(n.GPU_used, n.GPU)),
-        el('td', {}, used(n.memory_used_bytes, n.memory_bytes, 'B'))
+        // a node that is not alive uses nothing: its totals would only be noise
+        el('td', {}, n.state === 'ALIVE' ? used(n.CPU_used, n.CPU) : '-'),
+        el('td', {}, n.state === 'ALIVE' ? used(n.GPU_used, n.GPU) : '-'),
+        el('td', {}, n.state === 'ALIVE' ? used(n.memory_used_bytes, n.memory_bytes, 'B') : '-')
       )
     );
     return el('table', { class: 'castray-nodes' }, el('thead', {}, head), el('tbody', {}, ...rows));
