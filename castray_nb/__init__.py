@@ -28,6 +28,7 @@ from .core.errors import (
     InvalidName,
     NameTaken,
     UnknownCluster,
+    UnknownJob,
 )
 
 __version__ = "0.1.0"
@@ -43,9 +44,14 @@ _WHERE = {
     "disconnect": "castray_nb.api",
     "discover": "castray_nb.api",
     "discover_report": "castray_nb.api",
+    "follow_job_logs": "castray_nb.api",
+    "job_logs": "castray_nb.api",
+    "jobs": "castray_nb.api",
     "nodes": "castray_nb.api",
     "session": "castray_nb.api",
     "status": "castray_nb.api",
+    "stop_job": "castray_nb.api",
+    "submit": "castray_nb.api",
     "panel": "castray_nb.widgets",
     "ClusterInfo": "castray_nb.core.discovery",
     "ClusterState": "castray_nb.core.session",
@@ -64,6 +70,7 @@ __all__ = [
     "InvalidName",
     "NameTaken",
     "UnknownCluster",
+    "UnknownJob",
     *_WHERE,
 ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from .core.connector import driver_address, leave_driver
@@ -158,6 +159,53 @@ def actors(*, cluster: str | None = None, state: str | None = None) -> pd.DataFr
     frame = actors_to_dataframe(found)
     frame.attrs["skipped"] = skipped
     return frame
+
+
+def jobs(*, cluster: str | None = None, status: str | None = None) -> pd.DataFrame:
+    """The jobs of every attached cluster (or of one) as one DataFrame: running first,
+    then the most recent.
+
+    Columns: see :data:`~castray_nb.core.jobs.JOB_COLUMNS` (cluster, job_id, submission_id,
+    type, status, entrypoint, start_time, end_time, duration_s, message, driver_node_id,
+    ...). ``status`` keeps one of PENDING, RUNNING, STOPPED, SUCCEEDED, FAILED. Clusters
+    that could not be read (no dashboard, not answering) are listed with the reason in
+    ``df.attrs["skipped"]``.
+
+    >>> castray_nb.jobs(status="RUNNING")                 # doctest: +SKIP
+    """
+    from .core.jobs import jobs_to_dataframe
+
+    found, skipped = session().jobs(cluster=cluster, status=status)
+    frame = jobs_to_dataframe(found)
+    frame.attrs["skipped"] = skipped
+    return frame
+
+
+def job_logs(submission_id: str, *, cluster: str | None = None) -> str:
+    """The logs of a submission job, looked for in ``cluster`` or every attached cluster."""
+    return session().job_logs(submission_id, cluster=cluster)
+
+
+def follow_job_logs(submission_id: str, *, cluster: str | None = None) -> Generator[str, None, None]:
+    """The logs of a submission job as they are written (the dashboard's log tail), until it
+    ends. An interrupt (Ctrl+C, the notebook's stop button) ends the iteration cleanly."""
+    return session().follow_job_logs(submission_id, cluster=cluster)
+
+
+def submit(cluster: str, entrypoint: str, runtime_env: dict[str, Any] | None = None, **options: Any) -> str:
+    """Submit a job to the attached cluster ``cluster``; returns its submission id.
+
+    ``entrypoint`` is a string Ray runs on the cluster (castray_nb never runs it through a
+    local shell). ``runtime_env`` is Ray's (a local ``working_dir`` or ``py_modules`` is
+    uploaded); ``options`` go to Ray's ``JobSubmissionClient.submit_job`` (``submission_id``,
+    ``metadata``, ``entrypoint_num_cpus``, ...). This imports Ray.
+    """
+    return session().submit(cluster, entrypoint, runtime_env=runtime_env, **options)
+
+
+def stop_job(submission_id: str, *, cluster: str | None = None) -> bool:
+    """Ask the job's cluster to stop it; True when it was running. This imports Ray."""
+    return session().stop_job(submission_id, cluster=cluster)
 
 
 def status() -> dict[str, Any]:

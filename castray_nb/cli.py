@@ -43,6 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
     actors.add_argument("--state", help="only actors in this state (ALIVE, DEAD, PENDING_CREATION, ...)")
     actors.add_argument("--json", action="store_true", help="print a JSON list of actor rows")
 
+    jobs = commands.add_parser("jobs", help="list the jobs of clusters (default: every discovered one)")
+    jobs.add_argument("--address", action="append", default=[], metavar="ADDR", help="a cluster to read (repeatable)")
+    jobs.add_argument("--status", help="only jobs in this status (PENDING, RUNNING, STOPPED, SUCCEEDED, FAILED)")
+    jobs.add_argument("--json", action="store_true", help="print a JSON list of job rows")
+
+    logs = commands.add_parser("logs", help="print a submission job's logs")
+    logs.add_argument("submission_id", metavar="SUBMISSION_ID")
+    logs.add_argument("--address", required=True, metavar="ADDR", help="the cluster the job runs on")
+    logs.add_argument("--follow", action="store_true", help="keep printing new lines until the job ends")
+
     demo = commands.add_parser("demo", help="start a throwaway cluster, discover, attach and show it, stop it")
     demo.add_argument("--json", action="store_true", help="print the node rows as JSON")
     return parser
@@ -60,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _nodes(args, settings)
         if args.command == "actors":
             return _actors(args, settings)
+        if args.command == "jobs":
+            return _jobs(args, settings)
+        if args.command == "logs":
+            return _logs(args, settings)
         return _demo(args, settings)
     except CastrayError as exc:
         print(f"castray-nb: error: {exc}", file=sys.stderr)
@@ -168,6 +182,49 @@ def _actors(args: argparse.Namespace, settings: Any) -> int:
         print(_table(("CLUSTER", "ACTOR", "CLASS", "NAME", "STATE", "NODE", "PID"), rows))
     else:
         print("No actors.")
+    return 0
+
+
+def _jobs(args: argparse.Namespace, settings: Any) -> int:
+    from .core.jobs import checked_status, job_to_json
+
+    status = checked_status(args.status)  # checked before any traffic
+    session = _session(args.address, settings)
+    found, skipped = session.jobs(status=status)
+    for name, why in skipped.items():
+        print(f"castray-nb: warning: no jobs from {name}: {why}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([job_to_json(j) for j in found], indent=2))
+    elif found:
+        rows = [
+            (j.cluster[-24:], j.key[:28], j.type, j.status,
+             j.start_time.strftime("%Y-%m-%d %H:%M:%S") if j.start_time else "-",
+             f"{j.duration_s:.1f}" if j.duration_s is not None else "-", j.entrypoint.replace("\n", " ")[:40])
+            for j in found
+        ]  # fmt: skip
+        print(_table(("CLUSTER", "JOB", "TYPE", "STATUS", "STARTED (UTC)", "SECONDS", "ENTRYPOINT"), rows))
+    else:
+        print("No jobs.")
+    return 0
+
+
+def _logs(args: argparse.Namespace, settings: Any) -> int:
+    from .core.address import parse_address
+    from .core.session import Session
+
+    parsed = parse_address(args.address)
+    session = Session(settings)
+    state = session.connect(parsed, refresh=False)
+    if not args.follow:
+        print(session.job_logs(args.submission_id, cluster=state.name), end="")
+        return 0
+    chunks = session.follow_job_logs(args.submission_id, cluster=state.name)
+    try:
+        for chunk in chunks:
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+    finally:
+        chunks.close()
     return 0
 
 

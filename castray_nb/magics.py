@@ -7,6 +7,9 @@
     %castray clusters
     %castray nodes [--local | --external] [--alive]
     %castray actors [--cluster NAME] [--state ALIVE]
+    %castray jobs [--cluster NAME] [--status RUNNING]
+    %castray logs SUBMISSION_ID [--cluster NAME] [--follow]
+    %castray submit --cluster NAME [--submission-id ID] -- ENTRYPOINT
     %castray panel [--interval SECONDS]
     %castray status
 
@@ -75,6 +78,21 @@ def build_parser() -> MagicArgumentParser:
     actors.add_argument("--cluster", help="only this attached cluster")
     actors.add_argument("--state", help="only actors in this state (ALIVE, DEAD, PENDING_CREATION, ...)")
 
+    jobs = commands.add_parser("jobs", add_help=True, help="the jobs of attached clusters (a DataFrame)")
+    jobs.add_argument("--cluster", help="only this attached cluster")
+    jobs.add_argument("--status", help="only jobs in this status (PENDING, RUNNING, STOPPED, SUCCEEDED, FAILED)")
+
+    logs = commands.add_parser("logs", add_help=True, help="print a submission job's logs")
+    logs.add_argument("submission_id")
+    logs.add_argument("--cluster", help="the attached cluster it runs on (default: look in every one)")
+    logs.add_argument("--follow", action="store_true", help="keep printing new lines until the job ends")
+
+    submit = commands.add_parser(
+        "submit", add_help=True, help="submit a job: %%castray submit --cluster NAME -- ENTRYPOINT (imports Ray)"
+    )
+    submit.add_argument("--cluster", required=True, help="the attached cluster to run it on")
+    submit.add_argument("--submission-id", help="the id to give it (default: Ray picks one)")
+
     panel = commands.add_parser("panel", add_help=True, help="the live panel")
     panel.add_argument("--interval", type=float, default=None, help="seconds between refreshes")
 
@@ -89,13 +107,24 @@ _PARSER = build_parser()
 class CastrayMagics(Magics):
     @line_magic
     def castray(self, line: str) -> Any:
+        # ``submit ... -- ENTRYPOINT``: the entrypoint is the raw text after " -- ", kept as
+        # written (not split again) and handed to Ray as one string.
+        options, dashes, entrypoint = line.partition(" -- ")
+        if not dashes and line.rstrip().endswith(" --"):
+            options, dashes = line.rstrip()[:-3], " -- "
         try:
-            args = _PARSER.parse_argstring(line)  # raises UsageError; never shells out or evaluates
+            args = _PARSER.parse_argstring(options if dashes else line)  # raises UsageError; never evaluates
         except SystemExit:  # --help printed the help
             return None
         if args.command is None:
             _PARSER.print_help()
             return None
+        if args.command == "submit":
+            if not dashes or not entrypoint.strip():
+                raise UsageError("give the command after ' -- ': %castray submit --cluster NAME -- python job.py")
+            args.entrypoint = entrypoint.strip()
+        elif dashes:
+            raise UsageError("' -- ' is only for %castray submit")
         try:
             return _COMMANDS[args.command](args)
         except CastrayError as exc:
@@ -167,6 +196,37 @@ def _actors(args: Any) -> Any:
     return frame
 
 
+def _jobs(args: Any) -> Any:
+    import sys
+
+    frame = _api().jobs(cluster=args.cluster, status=args.status)
+    for name, why in frame.attrs.get("skipped", {}).items():
+        print(f"castray: no jobs from {name}: {why}", file=sys.stderr)
+    return frame
+
+
+def _logs(args: Any) -> None:
+    import sys
+
+    if not args.follow:
+        print(_api().job_logs(args.submission_id, cluster=args.cluster), end="")
+        return None
+    chunks = _api().follow_job_logs(args.submission_id, cluster=args.cluster)
+    try:
+        for chunk in chunks:
+            print(chunk, end="", flush=True)
+    except KeyboardInterrupt:
+        print("\ncastray: stopped following (the job goes on)", file=sys.stderr)
+    finally:
+        chunks.close()  # ends the reading thread
+    return None
+
+
+def _submit(args: Any) -> str:
+    options = {"submission_id": args.submission_id} if args.submission_id else {}
+    return _api().submit(args.cluster, args.entrypoint, **options)
+
+
 def _panel(args: Any) -> Any:
     from .widgets import panel
 
@@ -186,6 +246,9 @@ _COMMANDS = {
     "clusters": _clusters,
     "nodes": _nodes,
     "actors": _actors,
+    "jobs": _jobs,
+    "logs": _logs,
+    "submit": _submit,
     "panel": _panel,
     "status": _status,
 }

@@ -24,6 +24,7 @@ from . import cells
 from .core.actors import ActorRecord
 from .core.discovery import ClusterInfo
 from .core.errors import CastrayError
+from .core.jobs import JobRecord
 from .core.nodes import ALIVE, DEAD, NodeRecord
 from .core.session import ClusterState, Event, Session, Watch
 
@@ -31,6 +32,13 @@ HIGHLIGHT_SECONDS = 3.0
 PICTURE_USAGE_EVERY = 10.0  # usage alone redraws the picture at most this often; states redraw it at once
 PAGE_SIZE = 200  # rows drawn at once: a 10,000-node cluster stays a small page to send
 _STATE_COLOURS = {ALIVE: "#1a7f37", DEAD: "#8c959f", "UNREACHABLE": "#cf222e"}
+_JOB_COLOURS = {
+    "PENDING": "#9a6700",
+    "RUNNING": "#0969da",
+    "SUCCEEDED": "#1a7f37",
+    "FAILED": "#cf222e",
+    "STOPPED": "#8c959f",
+}
 _GIB = 1024**3
 # The theme's own colours where JupyterLab has them (light and dark), these outside it.
 _MUTED = "var(--jp-ui-font-color2, #57606a)"
@@ -86,6 +94,9 @@ class Panel(W.VBox):
         self.table = W.HTML(layout={"max_width": "100%", "overflow": "auto"})
         self.actor_choice = W.Dropdown(options=[(_NO_NODE, "")], value="", layout={"width": "36em"})
         self.actor_list = W.HTML(layout={"max_width": "100%", "overflow": "auto"})
+        self.jobs_table = W.HTML(layout={"max_width": "100%", "overflow": "auto"})
+        self.job_choice = W.Dropdown(options=[(_NO_JOB, "")], value="", layout={"width": "36em"})
+        self.job_detail = W.HTML(layout={"max_width": "100%", "overflow": "auto"})
         self.messages = W.HTML()
         self._drawn: tuple[Any, ...] | None = None  # signature of the picture on show
         self._drawn_structure: tuple[Any, ...] | None = None
@@ -116,6 +127,9 @@ class Panel(W.VBox):
             self.table,
             self.actor_choice,
             self.actor_list,
+            self.jobs_table,
+            self.job_choice,
+            self.job_detail,
             self.messages,
         )
         self.layout.max_width = "100%"
@@ -130,6 +144,7 @@ class Panel(W.VBox):
         self.next_button.on_click(lambda _: self._turn(+1))
         self.interval_box.observe(self._on_interval, names="value")
         self.actor_choice.observe(lambda _: self._render_actors(), names="value")
+        self.job_choice.observe(lambda _: self._render_job(), names="value")
 
         self._unsubscribe: Callable[[], None] | None = None
         self._watch: Watch | None = None
@@ -209,7 +224,7 @@ class Panel(W.VBox):
         self.say("live updates paused" if change["new"] else "live updates resumed")
 
     def _start_watch(self) -> Watch:
-        return self.session.watch(self.interval, self._on_refresh, actors=True)
+        return self.session.watch(self.interval, self._on_refresh, actors=True, jobs=True)
 
     def _on_filter(self, change: dict[str, Any]) -> None:
         with self._lock:
@@ -250,6 +265,9 @@ class Panel(W.VBox):
         if event.node_id and event.kind in ("node_added", "node_state_changed"):
             with self._lock:
                 self._changed[event.node_id] = time.monotonic() + HIGHLIGHT_SECONDS
+        elif event.kind in ("job_added", "job_status_changed"):
+            what = "new job" if event.kind == "job_added" else "job"
+            self.say(f"{event.cluster}: {what} {event.job_id} {event.detail}", error=event.detail.endswith("FAILED"))
         elif event.kind in ("cluster_unreachable", "cluster_recovered"):
             self.say(
                 f"{event.cluster}: {event.kind.split('_')[1]} {event.detail}", error=event.kind.endswith("unreachable")
@@ -274,6 +292,7 @@ class Panel(W.VBox):
         local = self.session.rows(source="local")
         rows, shown = self.visible_rows()
         counts = self.session.actor_counts()
+        jobs, jobs_skipped = self.session.cached_jobs()
         with self._lock:
             if self._closed:
                 return
@@ -300,6 +319,17 @@ class Panel(W.VBox):
             self._text = render_text(page) + (f"\n... {len(shown)} rows in all" if len(shown) > len(page) else "")
             self._update_actor_choice(rows, counts)
             self._render_actors()
+            shown_jobs = jobs[:JOBS_SHOWN]
+            self.jobs_table.value = render_jobs(shown_jobs, len(jobs), jobs_skipped)
+            self._jobs = {f"{j.cluster}\x1f{j.key}": j for j in shown_jobs}
+            options = [(_NO_JOB, "")] + [
+                (f"{j.cluster[-24:]} · {j.key[:32]} · {j.status}", k) for k, j in self._jobs.items()
+            ]
+            if list(self.job_choice.options) != options:
+                keep = self.job_choice.value
+                self.job_choice.options = options
+                self.job_choice.value = keep if keep in self._jobs else ""
+            self._render_job()
         if threading.current_thread() is threading.main_thread():
             # matplotlib's first import and a big drawing take a while: never on the kernel's thread
             threading.Thread(target=self.draw_picture, name="castray-picture", daemon=True).start()
@@ -360,6 +390,13 @@ class Panel(W.VBox):
                 return
             cluster, _, node = choice.partition("\x1f")
             self.actor_list.value = render_actors(self.session.cached_actors(cluster, node))
+
+    def _render_job(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            job = getattr(self, "_jobs", {}).get(self.job_choice.value or "")
+            self.job_detail.value = render_job(job) if job is not None else ""
 
     # --- the end -------------------------------------------------------------------
 
@@ -430,6 +467,8 @@ def open_panels() -> list[Panel]:
 
 
 _NO_NODE = "actors: pick a node to list them"
+_NO_JOB = "jobs: pick one to see its message in full"
+JOBS_SHOWN = 50  # rows of the jobs table: running first, then the most recent
 
 
 def render_actors(actors: Sequence[ActorRecord]) -> str:
@@ -559,6 +598,48 @@ def render_table(
         f"<div class='castray-table'>{summary}<table style='border-collapse:collapse;font-size:12px'>"
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
     )
+
+
+def render_jobs(jobs: Sequence[JobRecord], total: int, skipped: dict[str, str]) -> str:
+    """The jobs table as HTML: running first, then the most recent; status coloured."""
+    notes = "".join(f"<div style='color:{_MUTED}'>no jobs from {_e(n)}: {_e(why)}</div>" for n, why in skipped.items())
+    if not total:
+        return f"<div style='color:{_MUTED}'>No jobs.</div>{notes}"
+    running = sum(j.running for j in jobs)
+    summary = f"<div><b>{total} job(s)</b>{f' ({running} running or pending shown)' if running else ''}"
+    summary += f", the first {len(jobs)} shown</div>" if len(jobs) < total else "</div>"
+    titles = ("cluster", "job", "type", "status", "started (UTC)", "seconds", "entrypoint", "message")
+    head = "".join(f"<th style='text-align:left'>{h}</th>" for h in titles)
+    body = []
+    for j in jobs:
+        colour = _JOB_COLOURS.get(j.status, "#57606a")
+        started = j.start_time.strftime("%m-%d %H:%M:%S") if j.start_time else "-"
+        seconds = f"{j.duration_s:.1f}" if j.duration_s is not None else "-"
+        message = (j.message or "").strip().splitlines()
+        body.append(
+            f"<tr data-job='{_e(j.key)}' data-status='{j.status}'><td>{_e(j.cluster)}</td>"
+            f"<td><code>{_e(j.key[:32])}</code></td><td>{j.type.lower()}</td>"
+            f"<td><span style='color:white;background:{colour};border-radius:3px;padding:0 5px'>{j.status}</span></td>"
+            f"<td>{started}</td><td>{seconds}</td><td><code>{_e(j.entrypoint[:60])}</code></td>"
+            f"<td>{_e(message[0][:80]) if message else ''}</td></tr>"
+        )
+    return (
+        f"<div class='castray-table castray-jobs'>{summary}{notes}"
+        "<table style='border-collapse:collapse;font-size:12px'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def render_job(job: JobRecord) -> str:
+    """One job in full: its message (all of it), entrypoint and ids."""
+    facts = [("cluster", job.cluster), ("submission id", job.submission_id or "-"), ("job id", job.job_id or "-"),
+             ("type", job.type), ("status", job.status), ("entrypoint", job.entrypoint),
+             ("error type", job.error_type or "-"),
+             ("driver node", job.driver_node_id or job.driver_ip or "-")]  # fmt: skip
+    rows = "".join(f"<tr><td style='color:{_MUTED};padding-right:8px'>{k}</td><td><code>{_e(v)}</code></td></tr>"
+                   for k, v in facts)  # fmt: skip
+    message = f"<pre style='white-space:pre-wrap;margin:4px 0'>{_e(job.message or '(no message)')}</pre>"
+    return f"<div class='castray-job'><table style='font-size:12px'>{rows}</table>{message}</div>"
 
 
 def render_text(rows: Sequence[NodeRecord]) -> str:

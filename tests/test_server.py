@@ -48,6 +48,7 @@ ENDPOINTS = [
     ("GET", "/nodes/external"),
     ("GET", "/openapi.json"),
     ("DELETE", "/dashboard-links"),
+    ("GET", "/jobs"),
 ]
 
 
@@ -357,7 +358,7 @@ SCHEMA = schemathesis.openapi.from_dict(json.loads(openapi_text()))
 def test_the_document_describes_every_route_and_column() -> None:
     document = json.loads(openapi_text())
     paths = {p.removeprefix(API) for p in document["paths"]}
-    assert paths == {p.split("?")[0] for _, p in ENDPOINTS} | {"/events"}
+    assert paths == {p.split("?")[0] for _, p in ENDPOINTS} | {"/events", "/jobs/{cluster}/{submission_id}/logs"}
     assert list(document["components"]["schemas"]["NodeRow"]["properties"]) == list(COLUMNS)
 
 

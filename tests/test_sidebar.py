@@ -83,6 +83,18 @@ def test_discover_lists_a_cluster_another_process_started_and_attach_attaches_it
     assert schema == ["codeStyle", "discoverOnOpen", "refreshInterval"]
 
 
+def test_the_card_counts_the_clusters_jobs_live(page, head: LocalCluster) -> None:
+    from playwright.sync_api import expect
+
+    from tests.test_jobs import ray_job_submit
+
+    succeeded = card(page, f"ray-{head.gcs_port}").locator("[data-jobs='succeeded']")
+    expect(succeeded).to_be_visible(timeout=30_000)
+    before = int(succeeded.inner_text().split()[0])
+    ray_job_submit(head, f"sidebar-{time.time_ns()}", "print('counted')")
+    expect(succeeded).to_have_text(f"{before + 1} succeeded", timeout=90_000)
+
+
 def test_a_worker_joining_and_dying_shows_without_a_click(page, head: LocalCluster) -> None:
     from playwright.sync_api import expect
 

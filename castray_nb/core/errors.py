@@ -66,6 +66,13 @@ class UnknownCluster(CastrayError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class UnknownJob(CastrayError, KeyError):
+    """No attached cluster has a job with that id."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class ConfigError(CastrayError, ValueError):
     """The settings file or a CASTRAY_* variable holds something unusable."""
 

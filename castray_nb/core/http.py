@@ -54,7 +54,7 @@ def get_bytes(url: str, timeout: float, *, send_token: bool = True, token: Token
         with _opener.open(request, timeout=timeout) as reply:
             status, body = reply.status, reply.read(MAX_REPLY_BYTES + 1)
     except urllib.error.HTTPError as exc:
-        status, body = exc.code, b""
+        status, body = exc.code, exc.read(4096) if exc.fp is not None else b""
         exc.close()
     except TimeoutError:
         raise ClusterTimeout(f"{_base(url)} did not answer within {timeout:g} s") from None
@@ -74,10 +74,19 @@ def get_bytes(url: str, timeout: float, *, send_token: bool = True, token: Token
         where = token.source if token else "no token sent"
         raise AuthRequired(f"{_base(url)} rejected the Ray auth token ({where}): wrong token")
     if status != 200:
-        raise ClusterUnreachable(f"{_base(url)} answered HTTP {status} for {_path(url)}")
+        raise HttpStatus(f"{_base(url)} answered HTTP {status} for {_path(url)}", status, body)
     if len(body) > MAX_REPLY_BYTES:
         raise ClusterUnreachable(f"{_base(url)} sent more than {MAX_REPLY_BYTES // 2**20} MiB for {_path(url)}")
     return bytes(body)
+
+
+class HttpStatus(ClusterUnreachable):
+    """The dashboard answered, with an HTTP error: ``status`` and the start of its ``body``."""
+
+    def __init__(self, message: str, status: int, body: bytes = b"") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body.decode("utf-8", "replace").strip()
 
 
 def parse_json(body: bytes, url: str) -> Any:

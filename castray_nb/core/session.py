@@ -9,7 +9,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -18,7 +18,20 @@ from .address import Address, cluster_key, is_this_machine, parse_address, split
 from .cards import card, one_line
 from .client import ClusterClient, Reading
 from .discovery import ClusterInfo, DiscoveryReport, discover_report
-from .errors import NAME_RULE, CastrayError, InvalidAddress, InvalidName, NameTaken, UnknownCluster
+from .errors import (
+    NAME_RULE,
+    CastrayError,
+    ClusterUnreachable,
+    InvalidAddress,
+    InvalidArgument,
+    InvalidName,
+    NameTaken,
+    UnknownCluster,
+    UnknownJob,
+)
+from .jobs import JobRecord, checked_status, follow_logs, ordered, read_job, read_jobs, read_logs
+from .jobs import stop as stop_submitted
+from .jobs import submit as submit_job
 from .links import dashboard_link
 from .local import LOST_GCS_DONE, LOST_GCS_GRACE_S, local_runtime
 from .nodes import ALIVE, NodeRecord, mark_unreachable, to_dataframe
@@ -41,6 +54,8 @@ EVENT_KINDS = (
     "node_added",
     "node_removed",
     "node_state_changed",
+    "job_added",
+    "job_status_changed",
 )
 
 
@@ -53,12 +68,14 @@ class Event:
     node_id: str | None = None
     detail: str = ""
     time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    job_id: str | None = None  # job events: the submission id, else the job id
 
     def to_json(self) -> dict[str, object]:
         return {
             "kind": self.kind,
             "cluster": self.cluster,
             "node_id": self.node_id,
+            "job_id": self.job_id,
             "detail": self.detail,
             "time": self.time.isoformat(),
         }
@@ -171,6 +188,8 @@ class _Attachment:
     error: str | None = None
     warnings: tuple[str, ...] = ()
     actors: list[ActorRecord] | None = None  # ALIVE actors, read while a watch asks for them
+    jobs: list[JobRecord] | None = None  # its jobs, read while a watch asks for them
+    jobs_error: str | None = None  # why its jobs could not be read (no dashboard, ...)
 
     def state(self) -> ClusterState:
         return ClusterState(
@@ -629,6 +648,116 @@ class Session:
                 if node_id is None or actor.node_id == node_id
             ]
 
+    # --- jobs --------------------------------------------------------------------
+
+    def jobs(self, *, cluster: str | None = None, status: str | None = None) -> tuple[list[JobRecord], dict[str, str]]:
+        """Read the jobs of every attached cluster (or of ``cluster``) now, concurrently:
+        running first, then the most recent. Also returns, per cluster that could not be
+        read, why (the job API is the dashboard's: a cluster without one is skipped)."""
+        status = checked_status(status)
+        attachments = self._chosen(cluster)
+        if not attachments:
+            return [], {}
+
+        def read(a: _Attachment) -> list[JobRecord]:
+            if not a.info.dashboard_url:
+                raise ClusterUnreachable("it has no dashboard, and jobs are read from the dashboard's job API")
+            return read_jobs(a.info.dashboard_url, self.settings.http_timeout, cluster=a.name)
+
+        found: list[JobRecord] = []
+        skipped: dict[str, str] = {}
+        with concurrent.futures.ThreadPoolExecutor(min(16, len(attachments)), "castray-jobs") as pool:
+            futures = {a.name: pool.submit(read, a) for a in attachments}
+            for name, future in futures.items():
+                try:
+                    found.extend(future.result())
+                except CastrayError as exc:
+                    skipped[name] = str(exc)
+        return ordered([j for j in found if status is None or j.status == status]), skipped
+
+    def refresh_jobs(self) -> list[Event]:
+        """Read every attached cluster's jobs into the session; emit ``job_added`` and
+        ``job_status_changed`` for what changed since the last read (not for the first)."""
+        found, skipped = self.jobs()
+        events: list[Event] = []
+        with self._lock:
+            for name, attachment in self._attached.items():
+                if name in skipped:
+                    attachment.jobs_error = skipped[name]
+                    continue
+                new = [j for j in found if j.cluster == name]
+                if attachment.jobs is not None:
+                    events += job_events(name, attachment.jobs, new)
+                attachment.jobs, attachment.jobs_error = new, None
+        self._emit(events)
+        return events
+
+    def cached_jobs(self, cluster: str | None = None) -> tuple[list[JobRecord], dict[str, str]]:
+        """Jobs as of the last :meth:`refresh_jobs`, and why a cluster's could not be read."""
+        chosen = self._chosen(cluster)
+        with self._lock:
+            jobs = [j for a in chosen for j in a.jobs or ()]
+            skipped = {a.name: a.jobs_error for a in chosen if a.jobs_error}
+        return ordered(jobs), skipped
+
+    def job(self, job: str, *, cluster: str | None = None) -> tuple[JobRecord, str]:
+        """A job by submission id (or job id) and its cluster's dashboard URL; looked for
+        in ``cluster``, else in every attached cluster with a dashboard."""
+        if not isinstance(job, str) or not job.strip():
+            raise InvalidArgument("give a job's submission id (or job id)")
+        attachments = [a for a in self._chosen(cluster) if a.info.dashboard_url]
+        if cluster is not None and not attachments:
+            raise InvalidArgument(f"{cluster} has no dashboard, and jobs are read from the dashboard's job API")
+        errors = []
+        for a in attachments:
+            assert a.info.dashboard_url
+            try:
+                return read_job(
+                    a.info.dashboard_url, job, self.settings.http_timeout, cluster=a.name
+                ), a.info.dashboard_url
+            except UnknownJob:
+                continue
+            except CastrayError as exc:
+                errors.append(f"{a.name}: {exc}")
+        where = cluster or ", ".join(a.name for a in attachments) or "no attached cluster with a dashboard"
+        unread = f" (could not ask {'; '.join(errors)})" if errors else ""
+        raise UnknownJob(f"no job {job!r} in {where}{unread}")
+
+    def job_logs(self, job: str, *, cluster: str | None = None) -> str:
+        """The logs of a submission job (see :meth:`job`)."""
+        record, url = self.job(job, cluster=cluster)
+        return read_logs(url, record, self.settings.http_timeout)
+
+    def follow_job_logs(self, job: str, *, cluster: str | None = None) -> Generator[str, None, None]:
+        """The logs of a submission job as they are written, until it ends."""
+        record, url = self.job(job, cluster=cluster)
+        return follow_logs(url, record, self.settings.http_timeout)
+
+    def submit(
+        self, cluster: str, entrypoint: str, *, runtime_env: dict[str, Any] | None = None, **options: Any
+    ) -> str:
+        """Submit a job to an attached cluster; returns its submission id. Explicit only:
+        nothing else in castray_nb changes a cluster."""
+        (attachment,) = self._chosen(cluster) if cluster is not None else (None,)
+        if attachment is None:
+            raise InvalidArgument("say which attached cluster to submit to (cluster=NAME)")
+        if not attachment.info.dashboard_url:
+            raise InvalidArgument(f"{cluster} has no dashboard, and jobs are submitted through it")
+        return submit_job(attachment.info.dashboard_url, entrypoint, runtime_env=runtime_env, **options)
+
+    def stop_job(self, job: str, *, cluster: str | None = None) -> bool:
+        """Ask the job's cluster to stop a submission job; True when it was running."""
+        record, url = self.job(job, cluster=cluster)
+        if not record.submission_id:
+            raise InvalidArgument(f"job {record.key} is a DRIVER job: stop the process that runs it")
+        return stop_submitted(url, record.submission_id)
+
+    def _chosen(self, cluster: str | None) -> list[_Attachment]:
+        with self._lock:
+            if cluster is not None and cluster not in self._attached:
+                raise UnknownCluster(f"no attached cluster is called {cluster!r} (attached: {self._names_text()})")
+            return [a for a in self._attached.values() if cluster is None or a.name == cluster]
+
     # --- live refresh ------------------------------------------------------------
 
     def watch(
@@ -637,13 +766,15 @@ class Session:
         on_refresh: Callable[[list[Event]], None] | None = None,
         *,
         actors: bool = False,
+        jobs: bool = False,
     ) -> Watch:
         """Refresh in the background every ``interval`` seconds until the returned
         :class:`Watch` is stopped. All watches of a session share one thread, which runs
         at the shortest interval asked for and ends with the last watch. With
         ``actors=True`` each round also reads the ALIVE actors of every attached cluster
-        (see :meth:`actor_counts`)."""
-        watch = Watch(self, max(0.2, interval or self.settings.refresh_interval), on_refresh, actors)
+        (see :meth:`actor_counts`); with ``jobs=True`` it reads their jobs too (see
+        :meth:`cached_jobs`), and job changes are events."""
+        watch = Watch(self, max(0.2, interval or self.settings.refresh_interval), on_refresh, actors, jobs)
         with self._lock:
             if self.closed:
                 raise CastrayError("this session is closed; make a new one")
@@ -675,6 +806,8 @@ class Session:
                 events = self.refresh()
                 if any(w.actors for w in watches):
                     self.refresh_actors()
+                if any(w.jobs for w in watches):
+                    events = [*events, *self.refresh_jobs()]
             except Exception:  # never let the loop die on a bug; the next round tries again
                 log.exception("castray background refresh failed")
                 events = []
@@ -730,11 +863,13 @@ class Watch:
         interval: float,
         on_refresh: Callable[[list[Event]], None] | None,
         actors: bool = False,
+        jobs: bool = False,
     ) -> None:
         self.session = session
         self.interval = interval
         self.on_refresh = on_refresh
         self.actors = actors
+        self.jobs = jobs
         self.active = True
 
     def stop(self) -> None:
@@ -781,6 +916,19 @@ def _same_cluster(a: ClusterInfo, b: ClusterInfo) -> bool:
     if a.gcs_address and b.gcs_address:
         return cluster_key(a.gcs_address) == cluster_key(b.gcs_address)
     return bool(a.dashboard_url) and a.dashboard_url == b.dashboard_url
+
+
+def job_events(cluster: str, before: Sequence[JobRecord], after: Sequence[JobRecord]) -> list[Event]:
+    """``job_added`` for each new job, ``job_status_changed`` (``RUNNING -> SUCCEEDED``)."""
+    old = {j.key: j for j in before}
+    events = []
+    for job in after:
+        was = old.get(job.key)
+        if was is None:
+            events.append(Event("job_added", cluster, detail=job.status, job_id=job.key))
+        elif was.status != job.status:
+            events.append(Event("job_status_changed", cluster, detail=f"{was.status} -> {job.status}", job_id=job.key))
+    return events
 
 
 def _diff(cluster: str, before: Sequence[NodeRecord], after: Sequence[NodeRecord]) -> list[Event]:

@@ -30,7 +30,9 @@ from ..core.errors import (
     InvalidName,
     NameTaken,
     UnknownCluster,
+    UnknownJob,
 )
+from ..core.jobs import JOB_COLUMNS, checked_status, job_to_json
 from ..core.links import PROXY_PATH
 from ..core.nodes import COLUMNS, row_to_json
 from ..core.session import ClusterState, Event
@@ -58,6 +60,7 @@ _ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
     (AmbiguousAddress, 400, "ambiguous_address"),
     (InvalidArgument, 400, "bad_request"),
     (UnknownCluster, 404, "unknown_cluster"),
+    (UnknownJob, 404, "unknown_job"),
     (NameTaken, 409, "conflict"),
     (ClusterTimeout, 504, "timeout"),
     (AuthRequired, 502, "cluster_auth_required"),
@@ -278,6 +281,38 @@ class DashboardLinksHandler(_Base):
         self.reply({"revoked": proxy.revoke(key)})
 
 
+class JobsHandler(_Base):
+    """``GET castray/api/jobs[?cluster=NAME&status=S&refresh=false]``: one jobs table."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        cluster = self.get_query_argument("cluster", None)
+        status = self.get_query_argument("status", None)
+        refresh = self.flag("refresh", True)
+        session = api.session()
+        try:
+            wanted = checked_status(status)
+            if refresh:
+                found, skipped = await _call("read", session.jobs, cluster=cluster, status=wanted)
+            else:  # what a watch that reads jobs last read (no I/O)
+                found, skipped = session.cached_jobs(cluster)
+                found = [j for j in found if wanted is None or j.status == wanted]
+        except CastrayError as exc:
+            raise _api_error(exc) from None
+        self.reply({"columns": list(JOB_COLUMNS), "jobs": [job_to_json(j) for j in found], "skipped": skipped})
+
+
+class JobLogsHandler(_Base):
+    """``GET castray/api/jobs/{cluster}/{submission_id}/logs``: a submission job's logs."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, cluster: str, submission_id: str) -> None:
+        logs = await _call("read", api.session().job_logs, submission_id, cluster=cluster)
+        self.reply({"cluster": cluster, "submission_id": submission_id, "logs": logs})
+
+
 class OpenApiHandler(_Base):
     @web.authenticated
     @authorized
@@ -293,7 +328,8 @@ def openapi_text() -> str:
 class EventsHandler(_JsonErrors, JupyterHandler, websocket.WebSocketHandler):
     """``GET /castray/api/events``: a ``hello`` with the attached clusters, then one
     message per change. While any socket is open the session refreshes in the background
-    (``?interval=SECONDS``, default the ``refresh_interval`` setting)."""
+    (``?interval=SECONDS``, default the ``refresh_interval`` setting); ``?jobs=true``
+    also reads the clusters' jobs each round, and job changes become messages."""
 
     auth_resource = AUTH_RESOURCE
 
@@ -322,6 +358,7 @@ class EventsHandler(_JsonErrors, JupyterHandler, websocket.WebSocketHandler):
             self._interval = -1.0
         if self._interval is not None and not 0.2 <= self._interval <= 3600:
             raise ApiError(400, "bad_request", "'interval' must be a number of seconds between 0.2 and 3600")
+        self._jobs = (self.get_query_argument("jobs", "") or "").strip().lower() in ("true", "1", "yes")
         self._session = api.session()
         result = super().get(*args, **kwargs)
         if result is not None:
@@ -330,7 +367,7 @@ class EventsHandler(_JsonErrors, JupyterHandler, websocket.WebSocketHandler):
     def open(self, *args: Any, **kwargs: Any) -> None:
         self._loop = IOLoop.current()
         self._unsubscribe = self._session.subscribe(self._from_any_thread)
-        self._watch = self._session.watch(self._interval)
+        self._watch = self._session.watch(self._interval, jobs=self._jobs)
         hello = {"type": "hello", "clusters": [_state_json(self, c) for c in self._session.clusters()]}
         self.write_message(json.dumps(hello))
 
@@ -377,6 +414,8 @@ def setup_handlers(web_app: Any) -> None:
             (route("events"), EventsHandler),
             (route("openapi.json"), OpenApiHandler),
             (route("dashboard-links"), DashboardLinksHandler),
+            (route("jobs"), JobsHandler),
+            (route(r"jobs/([^/]+)/([^/]+)/logs"), JobLogsHandler),
             (url_path_join(base, PROXY_PATH, r"[^/]+/cap-[A-Za-z0-9_-]{32}(?:/.*)?"), proxy.DashboardProxyHandler),
             (url_path_join(base, PROXY_PATH, r"[^/]+(?:/.*)?"), proxy.DashboardEntryHandler),
         ],

@@ -43,6 +43,14 @@ export interface INode {
   memory_used_bytes: number | null;
 }
 
+export interface IJob {
+  cluster: string;
+  job_id: string | null;
+  submission_id: string | null;
+  type: string;
+  status: string;
+}
+
 export interface IEvent {
   type: 'hello' | 'event';
   kind?: string;
@@ -87,6 +95,9 @@ export async function request<T>(path: string, init: RequestInit = {}): Promise<
 export const api = {
   clusters: () => request<{ clusters: ICluster[] }>('cluster/external-info').then(r => r.clusters),
   nodes: () => request<{ nodes: INode[] }>('nodes/external?refresh=false').then(r => r.nodes),
+  /** The jobs the server's watch last read (the socket asks it to read them). */
+  jobs: () =>
+    request<{ jobs: IJob[]; skipped: Record<string, string> }>('jobs?refresh=false').then(r => r.jobs),
   discover: () =>
     request<{ clusters: IDiscovered[] }>('cluster/discover-external', { method: 'POST', body: '{}' }).then(
       r => r.clusters
@@ -137,7 +148,7 @@ export class EventSocket {
 
   private open(): void {
     const settings = ServerConnection.makeSettings();
-    let url = URLExt.join(settings.wsUrl, 'castray/api/events') + `?interval=${this.interval()}`;
+    let url = URLExt.join(settings.wsUrl, 'castray/api/events') + `?interval=${this.interval()}&jobs=true`;
     if (settings.appendToken && settings.token) {
       url += `&token=${encodeURIComponent(settings.token)}`;
     }

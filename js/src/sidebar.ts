@@ -6,7 +6,7 @@ import { Message } from '@lumino/messaging';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
-import { api, ApiError, EventSocket, ICluster, IDiscovered, IEvent, INode } from './api';
+import { api, ApiError, EventSocket, ICluster, IDiscovered, IEvent, IJob, INode } from './api';
 
 export interface ISidebarOptions {
   interval: () => number;
@@ -79,6 +79,7 @@ function button(label: string, title: string, action: () => void, cls = ''): HTM
 export class CastraySidebar extends Widget {
   private clusters: ICluster[] = [];
   private nodes: INode[] = [];
+  private jobs: IJob[] = [];
   private discovered: IDiscovered[] | null = null;
   private expanded = new Set<string>();
   private errors = new Map<string, string>();
@@ -230,9 +231,10 @@ export class CastraySidebar extends Widget {
 
   async reload(): Promise<void> {
     try {
-      const [clusters, nodes] = await Promise.all([api.clusters(), api.nodes()]);
+      const [clusters, nodes, jobs] = await Promise.all([api.clusters(), api.nodes(), api.jobs()]);
       this.clusters = clusters;
       this.nodes = nodes;
+      this.jobs = jobs;
       this.errors.delete('reload');
     } catch (error) {
       this.errors.set('reload', (error as Error).message);
@@ -307,6 +309,7 @@ export class CastraySidebar extends Widget {
         el('span', { 'data-count': 'unreachable' }, `${c.unreachable} unreachable`)
       ),
       el('div', { class: 'castray-line' }, `CPU ${c.cpu} · GPU ${c.gpu} · refreshed ${when}`),
+      this.jobLine(cluster),
       actions
     );
     const error = this.errors.get(cluster.name) || (cluster.reachable === false ? cluster.error || '' : '');
@@ -317,6 +320,22 @@ export class CastraySidebar extends Widget {
       card.append(this.nodeTable(mine));
     }
     return card;
+  }
+
+  private jobLine(cluster: ICluster): HTMLElement {
+    const mine = this.jobs.filter(j => j.cluster === cluster.name);
+    const count = (...statuses: string[]) => mine.filter(j => statuses.includes(j.status)).length;
+    const part = (key: string, n: number, label: string) => el('span', { 'data-jobs': key }, `${n} ${label}`);
+    return el(
+      'div',
+      { class: 'castray-line castray-jobs' },
+      'jobs: ',
+      part('running', count('RUNNING', 'PENDING'), 'running'),
+      ' · ',
+      part('succeeded', count('SUCCEEDED'), 'succeeded'),
+      ' · ',
+      part('failed', count('FAILED', 'STOPPED'), 'failed or stopped')
+    );
   }
 
   private nodeTable(nodes: INode[]): HTMLElement {
