@@ -333,9 +333,10 @@ def rerun_figures(table: Table, n: int) -> None:
 
 
 @contextlib.contextmanager
-def replay_process(nodes: int) -> Iterator[str]:
+def replay_process(nodes: int, jobs: int = 0, session: str = "session_2026-01-01_00-00-00_000000_1") -> Iterator[str]:
     """The replay dashboard in a process of its own, so its work is not counted as ours."""
-    proc = subprocess.Popen([sys.executable, "-m", "castray_nb.testing.replay", "--nodes", str(nodes)],
+    proc = subprocess.Popen([sys.executable, "-m", "castray_nb.testing.replay", "--nodes", str(nodes),
+                             "--jobs", str(jobs), "--session", session],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert proc.stdout is not None
@@ -344,6 +345,52 @@ def replay_process(nodes: int) -> Iterator[str]:
         assert proc.stdin is not None
         proc.stdin.close()
         proc.wait(10)
+
+
+def jobs_figures(table: Table, a: LocalCluster, n: int) -> None:
+    """``castray-nb jobs --json`` against ``ray job list`` on one cluster with 20 jobs."""
+    from ray.job_submission import JobSubmissionClient
+
+    assert a.dashboard_url
+    client = JobSubmissionClient(a.dashboard_url)
+    ids = [client.submit_job(entrypoint=f'python -c "print({i})"') for i in range(20)]
+    deadline = time.monotonic() + 300
+    while any(client.get_job_status(i).value not in ("SUCCEEDED", "FAILED") for i in ids):
+        if time.monotonic() > deadline:
+            raise SystemExit("the 20 benchmark jobs did not finish within 300 s")
+        time.sleep(1)
+    ours = timed_process([str(BIN / "castray-nb"), "jobs", "--address", a.dashboard_url, "--json"], n)
+    theirs = timed_process([str(BIN / "ray"), "job", "list", "--address", a.dashboard_url], n)
+    table.add("castray-nb jobs --json (one cluster, 20 jobs)", ours, "ray job list --address A", theirs)
+
+
+def jobs_panel_figures(table: Table, settings: Settings, n: int) -> None:
+    """The panel's jobs section over 5 replayed clusters of 200 jobs each."""
+    from castray_nb.core.jobs import ordered
+    from castray_nb.core.session import Session
+    from castray_nb.widgets import JOBS_SHOWN, Panel, render_jobs
+
+    with contextlib.ExitStack() as stack:
+        urls = [stack.enter_context(replay_process(3, 200, f"session_2026-01-01_00-00-00_000000_{i}"))
+                for i in range(5)]  # fmt: skip
+        session = Session(settings)
+        for i, url in enumerate(urls):
+            session.connect(url, name=f"replay-{i}")
+        session.refresh_jobs()
+        jobs, skipped = session.cached_jobs()
+        assert len(jobs) == 1000 and not skipped, (len(jobs), skipped)
+        table.figure("jobs table of 5 clusters x 200 jobs: read all five", _fmt(timed_call(session.jobs, n)),
+                     note="concurrently, from the replays' /api/jobs/")  # fmt: skip
+        took = timed_call(lambda: render_jobs(ordered(jobs)[:JOBS_SHOWN], len(jobs), {}), max(5, n))
+        table.figure("  order them and render the panel's jobs table (1,000 jobs, 50 rows)", _fmt(took))
+        panel = Panel(session, interval=1.0)
+        time.sleep(2)
+        render = timed_call(panel.render, max(5, n))
+        share = cpu_share(20)
+        panel.close()
+        session.close()
+    table.figure("  the whole panel's render, jobs section included", _fmt(render))
+    table.figure("live panel at 1 s reading 5 x 200 jobs", f"{share * 100:.2f} %", "CPU of one core, 20 s")
 
 
 def main_thread_stall(seconds: float) -> float:
@@ -476,7 +523,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--write", type=Path, help="also write the table as Markdown here")
-    parser.add_argument("--only", choices=["panel", "rerun", "gcs", "proxy"], help="run one section only")
+    parser.add_argument("--only", choices=["panel", "rerun", "gcs", "proxy", "jobs"], help="run one section only")
     args = parser.parse_args()
     n = args.repeat
     import ray
@@ -486,6 +533,9 @@ def main() -> None:
     if args.only == "rerun":
         rerun_figures(table, n)
         return
+    if args.only == "jobs":
+        print("\njobs (replayed):")
+        jobs_panel_figures(table, Settings(), n)
     if args.only in (None, "gcs"):
         print("\nwithout a dashboard (the GCS over gRPC; clusters of its own):")
         gcs_figures(table, n)
@@ -503,6 +553,9 @@ def main() -> None:
         if args.only == "proxy":
             proxy_figures(table, a, n)
             return
+        if args.only == "jobs":
+            jobs_figures(table, a, n)
+            return
         print("\ncommand line (whole process, cold):")
         cli_figures(table, a, n)
         print("\nin process (warm):")
@@ -514,6 +567,9 @@ def main() -> None:
         print("\npanel (widget model, no browser):")
         panel_figures(table, settings, a, b, n)
         rerun_figures(table, n)
+        print("\njobs:")
+        jobs_figures(table, a, n)
+        jobs_panel_figures(table, settings, n)
         print("\nthe dashboard proxy (through Jupyter Server):")
         proxy_figures(table, a, n)
         print("\nloading:")

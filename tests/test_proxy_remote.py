@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -89,6 +90,7 @@ def test_a_browser_on_another_machine_sees_a_remote_clusters_dashboard_through_j
         _wait_for_dashboard(ray_ns)
         worker = _ray_node(ray_ns, worker_home, head=False)
         stack.callback(worker.stop)
+        _wait_for_alive_nodes(2, [head, worker])
         chromium = root / "chromium-in-b"
         chromium.write_text(f'#!/bin/sh\nexec {IP} netns exec {browser_ns} {CHROMIUM} "$@"\n')
         chromium.chmod(0o755)
@@ -120,6 +122,26 @@ def test_a_browser_on_another_machine_sees_a_remote_clusters_dashboard_through_j
             expect(popup.get_by_text("ALIVE x 2")).to_be_visible(timeout=60_000)
             expect(popup.locator("table").filter(has_text="(Head)")).to_contain_text(RAY_HOST)
             popup.screenshot(path=str(ARTIFACTS / "remote-dashboard-through-jupyter.png"))
+
+
+def _wait_for_alive_nodes(count: int, nodes: list[LocalNode], timeout: float = 180) -> None:
+    """Until the remote head's State API lists ``count`` ALIVE nodes (read from here, over
+    the veth pair: an address inside the namespace this test made)."""
+    from castray_nb.core.http import get_json
+
+    deadline = time.monotonic() + timeout
+    alive = 0
+    while time.monotonic() < deadline:
+        try:
+            reply = get_json(f"http://{RAY_HOST}:8265/api/v0/nodes", 5)
+            alive = sum(n["state"] == "ALIVE" for n in reply["data"]["result"]["result"])
+        except Exception:  # not up yet
+            alive = 0
+        if alive >= count:
+            return
+        time.sleep(1)
+    tails = "\n".join(node.log_tail() for node in nodes)
+    pytest.fail(f"the remote cluster has {alive} ALIVE node(s) after {timeout:g} s, not {count}:\n{tails}")
 
 
 def _wait_for_dashboard(ns: str) -> None:

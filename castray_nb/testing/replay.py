@@ -1,8 +1,8 @@
 """A REPLAY dashboard: a test and benchmark tool, not a Ray cluster.
 
-It answers the three dashboard endpoints castray_nb reads (``/api/version``,
-``/api/v0/nodes``, ``/api/cluster_status``) with replies captured from a real Ray 2.60
-cluster (``captured/``, made by ``tests/data/capture.py``), scaled to N nodes: distinct
+It answers the dashboard endpoints castray_nb reads (``/api/version``,
+``/api/v0/nodes``, ``/api/cluster_status``, ``/api/jobs/``) with replies captured from a
+real Ray 2.60 cluster (``captured/``, made by ``tests/data/capture.py``), scaled to N nodes: distinct
 node ids and addresses, every ``dead_every``-th worker DEAD, GPUs on every
 ``gpu_every``-th node. Like Ray's State API it returns 100 rows unless asked for more
 and refuses a ``limit`` above ``max_limit`` (Ray: 10,000).
@@ -42,6 +42,7 @@ class ReplayDashboard:
         session_name: str = "session_2026-01-01_00-00-00_000000_1",
         port: int = 0,
         host: str = "127.0.0.1",
+        jobs: int = 0,
     ) -> None:
         self.max_limit = max_limit
         self.session_name = session_name
@@ -56,6 +57,7 @@ class ReplayDashboard:
         self.cluster_status = _load("cluster_status.json")
         self.cluster_status["data"]["clusterStatus"]["loadMetricsReport"]["usageByNode"] = usage
         self.version = {**_load("version.json"), "session_name": session_name}
+        self.jobs = self._jobs(jobs)
         self.requests = 0
         self._server = http.server.ThreadingHTTPServer((host, port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, name="replay-dashboard", daemon=True)
@@ -76,6 +78,23 @@ class ReplayDashboard:
                     end_time_ms=node["start_time_ms"] + 1000 if dead else 0,
                     state_message="replayed death" if dead else None)  # fmt: skip
         return node
+
+    @staticmethod
+    def _jobs(count: int) -> list[dict]:
+        """``count`` jobs from the captured ones: every 10th running, every 7th failed."""
+        captured = _load("jobs.json")
+        base = next(j for j in captured if j["type"] == "SUBMISSION" and j["status"] == "SUCCEEDED")
+        failed = next(j for j in captured if j["status"] == "FAILED")
+        jobs = []
+        for i in range(count):
+            job = copy.deepcopy(failed if i % 7 == 3 else base)
+            start = base["start_time"] + i * 60_000
+            running = i % 10 == 0
+            job.update(submission_id=f"replay-{i:05d}", start_time=start,
+                       end_time=None if running else start + 30_000 + i, status="RUNNING" if running else job["status"],
+                       entrypoint=f"python train.py --trial {i}")  # fmt: skip
+            jobs.append(job)
+        return jobs
 
     @property
     def url(self) -> str:
@@ -108,6 +127,8 @@ class ReplayDashboard:
                     body = replay._nodes_reply(parse_qs(parts.query))
                 elif parts.path == "/api/cluster_status":
                     body = replay.cluster_status
+                elif parts.path == "/api/jobs/":
+                    body = replay.jobs
                 else:
                     self.send_error(404)
                     return
@@ -139,8 +160,10 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--nodes", type=int, required=True)
+    parser.add_argument("--jobs", type=int, default=0)
+    parser.add_argument("--session", default="session_2026-01-01_00-00-00_000000_1")
     args = parser.parse_args()
-    with ReplayDashboard(nodes=args.nodes) as url:
+    with ReplayDashboard(nodes=args.nodes, jobs=args.jobs, session_name=args.session) as url:
         print(url, flush=True)
         sys.stdin.read()  # until the parent closes our stdin or goes away
 
