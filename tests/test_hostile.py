@@ -289,6 +289,18 @@ def test_a_wrong_token_is_told_apart(token_cluster, monkeypatch) -> None:
     assert "none found" not in str(caught.value)
 
 
+def test_jobs_of_a_token_cluster_use_rays_token_sources(token_cluster, monkeypatch, no_token) -> None:
+    with Session(Settings()) as session:
+        session.connect(token_cluster.dashboard_url or "", name="guarded", refresh=False)
+        found, skipped = session.jobs()
+        assert found == [] and "RAY_AUTH_TOKEN" in skipped["guarded"]  # none found: where it looked
+        monkeypatch.setenv("RAY_AUTH_TOKEN", TOKEN)
+        found, skipped = session.jobs()
+        assert skipped == {} and found == []  # read with the token: no jobs yet, and no error
+        with pytest.raises(castray_nb.UnknownJob):
+            session.job_logs("no-such-job")
+
+
 def test_the_dashboard_proxy_reads_a_token_cluster_and_never_shows_the_token(token_cluster) -> None:
     """Through the server's proxy: reads work with the server's token, and nothing the
     browser receives holds it (bodies, headers, redirects), even from a dashboard that
