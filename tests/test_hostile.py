@@ -290,15 +290,16 @@ def test_a_wrong_token_is_told_apart(token_cluster, monkeypatch) -> None:
 
 
 def test_jobs_of_a_token_cluster_use_rays_token_sources(token_cluster, monkeypatch, no_token) -> None:
+    monkeypatch.setenv("RAY_AUTH_TOKEN", TOKEN)
     with Session(Settings()) as session:
-        session.connect(token_cluster.dashboard_url or "", name="guarded", refresh=False)
-        found, skipped = session.jobs()
-        assert found == [] and "RAY_AUTH_TOKEN" in skipped["guarded"]  # none found: where it looked
-        monkeypatch.setenv("RAY_AUTH_TOKEN", TOKEN)
+        session.connect(token_cluster.dashboard_url or "", name="guarded")
         found, skipped = session.jobs()
         assert skipped == {} and found == []  # read with the token: no jobs yet, and no error
         with pytest.raises(castray_nb.UnknownJob):
             session.job_logs("no-such-job")
+        monkeypatch.delenv("RAY_AUTH_TOKEN")
+        found, skipped = session.jobs()
+        assert found == [] and "RAY_AUTH_TOKEN" in skipped["guarded"]  # no token: where it looked
 
 
 def test_the_dashboard_proxy_reads_a_token_cluster_and_never_shows_the_token(token_cluster) -> None:
