@@ -261,3 +261,29 @@ def test_the_rest_api_and_the_command_line(head: LocalCluster, submitted: dict[s
     bad = subprocess.run([sys.executable, "-m", "castray_nb.cli", "jobs", "--status", "sideways"], capture_output=True,
                          text=True, env={**os.environ, "HOME": HOME}, timeout=60)  # fmt: skip
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_the_panels_jobs_section_puts_running_first_and_shows_a_chosen_message_in_full() -> None:
+    from castray_nb.testing.replay import ReplayDashboard
+    from castray_nb.widgets import JOBS_SHOWN, Panel
+
+    with ReplayDashboard(nodes=2, jobs=120) as url, Session() as session:
+        session.connect(url, name="replayed")
+        session.refresh_jobs()
+        panel = Panel(session, interval=3600)
+        try:
+            panel.render()
+            table = panel.jobs_table.value
+            assert "<b>120 job(s)</b>" in table and f"the first {JOBS_SHOWN} shown" in table
+            statuses = [part.split("'")[0] for part in table.split("data-status='")[1:]]
+            assert len(statuses) == JOBS_SHOWN and statuses[:12] == ["RUNNING"] * 12  # 12 of 120 run
+            failed = next(value for label, value in panel.job_choice.options if label.endswith("FAILED"))
+            panel.job_choice.value = failed
+            message = session.cached_jobs()[0][
+                [f"{j.cluster}\x1f{j.key}" for j in session.cached_jobs()[0]].index(failed)
+            ]
+            assert message.message and message.message.count("\n") >= 3
+            for line in message.message.strip().splitlines():  # every line of it, not the first one only
+                assert line.replace("'", "&#x27;").replace('"', "&quot;")[:40] in panel.job_detail.value
+        finally:
+            panel.close()
