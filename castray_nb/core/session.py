@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .actors import ActorRecord
 from .address import Address, cluster_key, is_this_machine, parse_address, split_hostport
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EVENT_KINDS = (
     "cluster_discovered",
@@ -605,16 +606,7 @@ class Session:
             node_ids = [r.node_id for r in a.rows if r.state == ALIVE]
             return a.client.actors(cluster=a.name, node_ids=node_ids, state=state).actors
 
-        found: list[ActorRecord] = []
-        skipped: dict[str, str] = {}
-        with concurrent.futures.ThreadPoolExecutor(min(16, len(attachments)), "castray-actors") as pool:
-            futures = {a.name: pool.submit(read, a) for a in attachments}
-            for name, future in futures.items():
-                try:
-                    found.extend(future.result())
-                except CastrayError as exc:
-                    skipped[name] = str(exc)
-        return found, skipped
+        return _from_each(attachments, read, "castray-actors")
 
     def refresh_actors(self) -> None:
         """Read the ALIVE actors of every attached cluster into the session (for the panel)."""
@@ -664,15 +656,7 @@ class Session:
                 raise ClusterUnreachable("it has no dashboard, and jobs are read from the dashboard's job API")
             return read_jobs(a.info.dashboard_url, self.settings.http_timeout, cluster=a.name)
 
-        found: list[JobRecord] = []
-        skipped: dict[str, str] = {}
-        with concurrent.futures.ThreadPoolExecutor(min(16, len(attachments)), "castray-jobs") as pool:
-            futures = {a.name: pool.submit(read, a) for a in attachments}
-            for name, future in futures.items():
-                try:
-                    found.extend(future.result())
-                except CastrayError as exc:
-                    skipped[name] = str(exc)
+        found, skipped = _from_each(attachments, read, "castray-jobs")
         return ordered([j for j in found if status is None or j.status == status]), skipped
 
     def refresh_jobs(self) -> list[Event]:
@@ -916,6 +900,22 @@ def _same_cluster(a: ClusterInfo, b: ClusterInfo) -> bool:
     if a.gcs_address and b.gcs_address:
         return cluster_key(a.gcs_address) == cluster_key(b.gcs_address)
     return bool(a.dashboard_url) and a.dashboard_url == b.dashboard_url
+
+
+def _from_each(
+    attachments: Sequence[_Attachment], read: Callable[[_Attachment], list[T]], thread_name: str
+) -> tuple[list[T], dict[str, str]]:
+    """``read`` each cluster concurrently: everything read, and why each failure failed."""
+    found: list[T] = []
+    skipped: dict[str, str] = {}
+    with concurrent.futures.ThreadPoolExecutor(min(16, len(attachments)), thread_name) as pool:
+        futures = {a.name: pool.submit(read, a) for a in attachments}
+        for name, future in futures.items():
+            try:
+                found.extend(future.result())
+            except CastrayError as exc:
+                skipped[name] = str(exc)
+    return found, skipped
 
 
 def job_events(cluster: str, before: Sequence[JobRecord], after: Sequence[JobRecord]) -> list[Event]:
