@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from castray_nb.launch import LocalCluster
-from tests.conftest import HOME
+from tests.conftest import HOME, wait_until
 from tests.jupyter import JupyterServer, jupyter_server
 from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, _head_id, _needs, _new_node, _notebook
 
@@ -84,15 +84,29 @@ def test_discover_lists_a_cluster_another_process_started_and_attach_attaches_it
 
 
 def test_the_card_counts_the_clusters_jobs_live(page, head: LocalCluster) -> None:
-    from playwright.sync_api import expect
-
+    from castray_nb.core.http import get_json
     from tests.test_jobs import ray_job_submit
 
+    def by_the_api() -> tuple[int, dict[str, str]]:
+        jobs = get_json(f"{head.dashboard_url}/api/jobs/", 5)
+        return sum(j["status"] == "SUCCEEDED" for j in jobs), {j["submission_id"]: j["status"] for j in jobs}
+
     succeeded = card(page, f"ray-{head.gcs_port}").locator("[data-jobs='succeeded']")
-    expect(succeeded).to_be_visible(timeout=30_000)
-    before = int(succeeded.inner_text().split()[0])
-    ray_job_submit(head, f"sidebar-{time.time_ns()}", "print('counted')")
-    expect(succeeded).to_have_text(f"{before + 1} succeeded", timeout=90_000)
+
+    def shows_what_the_cluster_has(timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while True:
+            count, _ = by_the_api()
+            if succeeded.count() and succeeded.inner_text() == f"{count} succeeded":
+                return count
+            assert time.monotonic() < deadline, f"the card says {succeeded.inner_text()!r}; the cluster has {count}"
+            time.sleep(0.5)
+
+    before = shows_what_the_cluster_has(60)
+    job = f"sidebar-{time.time_ns()}"
+    ray_job_submit(head, job, "print('counted')")
+    wait_until(lambda: by_the_api()[1].get(job) == "SUCCEEDED", 90, 1)
+    assert shows_what_the_cluster_has(30) >= before + 1  # followed live: nobody clicked
 
 
 def test_a_worker_joining_and_dying_shows_without_a_click(page, head: LocalCluster) -> None:
