@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Container
 from pathlib import Path
 
 from .core.errors import CastrayError
@@ -40,7 +41,7 @@ def _ephemeral_low() -> int:
         return 32768
 
 
-def free_ports(count: int) -> list[int]:
+def free_ports(count: int, avoid: Container[int] = ()) -> list[int]:
     """Ports free right now, taken from below the OS's ephemeral range.
 
     Ray's own processes bind port 0 while they start; a port the OS handed us from the
@@ -51,15 +52,18 @@ def free_ports(count: int) -> list[int]:
     picked: list[int] = []
     while len(picked) < count:
         port = random.randrange(low, high)
-        if port not in picked and _port_free(port):
+        if port not in picked and port not in avoid and _port_free(port):
             picked.append(port)
     return picked
 
 
-def _free_range(width: int) -> int:
-    """The first port of ``width`` consecutive ports that are free right now."""
+def _free_range(width: int, avoid: Container[int] = ()) -> int:
+    """The first port of ``width`` consecutive ports that are free right now (and hold
+    none of ``avoid``)."""
     for _ in range(200):
         (base,) = free_ports(1)
+        if any(p in avoid for p in range(base, base + width)):
+            continue
         if all(_port_free(p) for p in range(base, base + width, max(1, width // 8))):
             return base
     raise CastrayError("no free port range found for Ray workers")
@@ -191,8 +195,11 @@ class LocalCluster:
         return env
 
     def _node_args(self) -> list[str]:
-        base = _free_range(64)
-        agent, agent_grpc, metrics, runtime_env = free_ports(4)
+        # ray start refuses a port two components share: the head's own ports, the workers'
+        # range and the agents' ports never overlap
+        own = {self.gcs_port, self.dashboard_port, self.client_port}
+        base = _free_range(64, avoid=own)
+        agent, agent_grpc, metrics, runtime_env = free_ports(4, avoid=own | set(range(base, base + 64)))
         return [
             "--block",
             "--num-cpus",

@@ -59,8 +59,8 @@ def namespace(peer_ip: str, own_ip: str, prefix: int = 24) -> Iterator[str]:
 
 
 def _ray_node(ns: str, root: Path, head: bool) -> LocalNode:
-    base = _free_range(64)
-    agent, agent_grpc, metrics, runtime_env = free_ports(4)
+    base = _free_range(64, avoid={6379, 8265, 10001})
+    agent, agent_grpc, metrics, runtime_env = free_ports(4, avoid={6379, 8265, 10001, *range(base, base + 64)})
     role = ["--head", "--port", "6379", "--dashboard-host", "0.0.0.0", "--dashboard-port", "8265",
             "--ray-client-server-port", "10001"] if head else ["--address", f"{RAY_HOST}:6379"]  # fmt: skip
     args = [IP, "netns", "exec", ns, _ray_executable(), "start", *role, "--block", "--node-ip-address", RAY_HOST,
