@@ -137,8 +137,8 @@ class Targets:
     def settings(self) -> Settings:
         return api.session().settings
 
-    def resolve(self, key: str) -> Target:
-        """Blocking (it may read a dashboard's ``/api/version`` or discover): run in a worker."""
+    def known(self, key: str) -> Target | None:
+        """Without I/O: an attached cluster's target, or one verified lately; else None."""
         attached = [c for c in api.session().clusters() if key in (c.name, c.session_name)]
         if attached:
             cluster = attached[0]
@@ -146,6 +146,13 @@ class Targets:
         cached = self._verified.get(key)
         if cached and cached[1] > time.monotonic():
             return Target(key, cached[0], f"cluster {key!r}")
+        return None
+
+    def resolve(self, key: str) -> Target:
+        """Blocking (it may read a dashboard's ``/api/version`` or discover): run in a worker."""
+        target = self.known(key)
+        if target is not None:
+            return target
         registered = [r for r in registrations() if r.session_name == key]
         if registered:
             return self._verify(key, registered[0].dashboard_url, "registered by a kernel")
@@ -353,10 +360,14 @@ class _ProxyBase(JupyterHandler):
 
 
 async def _resolve(key: str) -> Target:
-    loop = asyncio.get_running_loop()
+    """The target of ``{cluster}``: on the loop when no I/O is needed (every request for an
+    attached cluster's page and assets), else in the server's pool."""
+    target = TARGETS.known(key)
+    if target is not None:
+        return target
     from .handlers import _POOL  # the server's pool of workers for blocking core calls
 
-    return await loop.run_in_executor(_POOL, TARGETS.resolve, key)
+    return await asyncio.get_running_loop().run_in_executor(_POOL, TARGETS.resolve, key)
 
 
 class DashboardEntryHandler(_ProxyBase):
@@ -561,7 +572,7 @@ class DashboardProxyHandler(_ProxyBase, websocket.WebSocketHandler):
             raise self._token_refused(token)
         state["started"] = True
         self.set_status(status, state.get("reason") or None)
-        self._headers.pop("Content-Type", None)
+        self.clear_header("Content-Type")
         listed = {h.strip().lower() for h in headers.get("Connection", "").split(",") if h.strip()}
         seen: set[str] = set()
         for name, value in headers.get_all():
