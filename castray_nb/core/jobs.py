@@ -143,14 +143,19 @@ def read_job(dashboard_url: str, job: str, timeout: float, *, cluster: str, toke
     return job_from_api(raw, cluster=cluster)
 
 
-def read_logs(dashboard_url: str, job: JobRecord, timeout: float, *, token: Token | None = None) -> str:
-    """The logs of a submission job (the driver's output); a DRIVER job has none to give."""
+def _with_logs(job: JobRecord) -> str:
+    """The submission id whose logs the job API keeps; InvalidArgument for a DRIVER job."""
     if job.type != "SUBMISSION" or not job.submission_id:
         raise InvalidArgument(
             f"job {job.key} of {job.cluster} is a DRIVER job (a process's ray.init): the job API keeps no logs "
             "for it; its output went to that process"
         )
-    reply = get_json(_job_url(dashboard_url, job.submission_id, "/logs"), timeout, token=token)
+    return job.submission_id
+
+
+def read_logs(dashboard_url: str, job: JobRecord, timeout: float, *, token: Token | None = None) -> str:
+    """The logs of a submission job (the driver's output); a DRIVER job has none to give."""
+    reply = get_json(_job_url(dashboard_url, _with_logs(job), "/logs"), timeout, token=token)
     return str(reply.get("logs", "")) if isinstance(reply, Mapping) else ""
 
 
@@ -160,10 +165,8 @@ def follow_logs(
     """The job's log text as it is written, from the dashboard's log tail (a WebSocket),
     until the job ends. Closing the iterator (or an interrupt in the caller's thread)
     ends the reading thread at once."""
-    if job.type != "SUBMISSION" or not job.submission_id:
-        read_logs(dashboard_url, job, timeout, token=token)  # raises the DRIVER explanation
+    url = "ws" + _job_url(dashboard_url, _with_logs(job), "/logs/tail")[4:]
     token = token or find_token()
-    url = "ws" + _job_url(dashboard_url, job.submission_id or "", "/logs/tail")[4:]
     chunks: queue.Queue[str | BaseException | None] = queue.Queue()
     stop = threading.Event()
 

@@ -722,9 +722,9 @@ class Session:
     ) -> str:
         """Submit a job to an attached cluster; returns its submission id. Explicit only:
         nothing else in castray_nb changes a cluster."""
-        (attachment,) = self._chosen(cluster) if cluster is not None else (None,)
-        if attachment is None:
+        if cluster is None:
             raise InvalidArgument("say which attached cluster to submit to (cluster=NAME)")
+        (attachment,) = self._chosen(cluster)
         if not attachment.info.dashboard_url:
             raise InvalidArgument(f"{cluster} has no dashboard, and jobs are submitted through it")
         return submit_job(attachment.info.dashboard_url, entrypoint, runtime_env=runtime_env, **options)
