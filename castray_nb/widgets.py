@@ -325,6 +325,7 @@ class Panel(W.VBox):
             options = [(_NO_JOB, "")] + [
                 (f"{j.cluster[-24:]} · {j.key[:32]} · {j.status}", k) for k, j in self._jobs.items()
             ]
+            self.job_choice.layout.display = None if shown_jobs else "none"  # nothing to pick: no picker
             if list(self.job_choice.options) != options:
                 keep = self.job_choice.value
                 self.job_choice.options = options

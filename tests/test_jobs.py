@@ -273,6 +273,7 @@ def test_the_panels_jobs_section_puts_running_first_and_shows_a_chosen_message_i
         panel = Panel(session, interval=3600)
         try:
             panel.render()
+            assert panel.job_choice.layout.display is None  # jobs to pick from: the picker shows
             table = panel.jobs_table.value
             assert "<b>120 job(s)</b>" in table and f"the first {JOBS_SHOWN} shown" in table
             statuses = [part.split("'")[0] for part in table.split("data-status='")[1:]]
@@ -285,5 +286,20 @@ def test_the_panels_jobs_section_puts_running_first_and_shows_a_chosen_message_i
             assert message.message and message.message.count("\n") >= 3
             for line in message.message.strip().splitlines():  # every line of it, not the first one only
                 assert line.replace("'", "&#x27;").replace('"', "&quot;")[:40] in panel.job_detail.value
+        finally:
+            panel.close()
+
+
+def test_without_jobs_the_panel_says_so_and_shows_no_picker() -> None:
+    from castray_nb.testing.replay import ReplayDashboard
+    from castray_nb.widgets import Panel
+
+    with ReplayDashboard(nodes=2, jobs=0) as url, Session() as session:
+        session.connect(url, name="idle")
+        session.refresh_jobs()
+        panel = Panel(session, interval=3600)
+        try:
+            panel.render()
+            assert "No jobs." in panel.jobs_table.value and panel.job_choice.layout.display == "none"
         finally:
             panel.close()
