@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .auth import Token, find_token
 from .errors import AuthRequired, ClusterUnreachable, InvalidArgument, UnknownJob
 from .http import HttpStatus, get_json
-from .nodes import jsonable
+from .nodes import jsonable, ms_to_time
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,17 +78,9 @@ def checked_status(status: str | None) -> str | None:
     return upper
 
 
-def _time(ms: Any) -> dt.datetime | None:
-    try:
-        value = int(ms or 0)
-    except (TypeError, ValueError):
-        return None
-    return dt.datetime.fromtimestamp(value / 1000, dt.UTC) if value > 0 else None
-
-
 def job_from_api(raw: Mapping[str, Any], *, cluster: str, now: dt.datetime | None = None) -> JobRecord:
     """A record from one entry of ``/api/jobs/`` (Ray's JobDetails)."""
-    start, end = _time(raw.get("start_time")), _time(raw.get("end_time"))
+    start, end = ms_to_time(raw.get("start_time")), ms_to_time(raw.get("end_time"))
     now = now or dt.datetime.now(dt.UTC)
     duration = ((end or now) - start).total_seconds() if start else None
     driver = raw.get("driver_info") or {}

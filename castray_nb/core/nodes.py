@@ -59,7 +59,8 @@ COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(NodeRecord))
 _NO_USAGE = Usage()
 
 
-def _ms_to_time(value: Any) -> dt.datetime | None:
+def ms_to_time(value: Any) -> dt.datetime | None:
+    """A time in milliseconds since the epoch (Ray's ``*_time``/``*_time_ms``), None for 0 or junk."""
     try:
         ms = int(value or 0)
     except (TypeError, ValueError):
@@ -101,8 +102,8 @@ def node_from_state(
         last_seen=seen,
         hostname=raw.get("hostname") or raw.get("node_manager_hostname"),
         node_name=raw.get("node_name"),
-        start_time=_ms_to_time(raw.get("start_time_ms")),
-        end_time=_ms_to_time(raw.get("end_time_ms")),
+        start_time=ms_to_time(raw.get("start_time_ms")),
+        end_time=ms_to_time(raw.get("end_time_ms")),
         state_message=raw.get("state_message") or None,
         CPU_used=usage.CPU,
         GPU_used=usage.GPU,
