@@ -1,10 +1,23 @@
-"""Ray's token, looked up the way Ray looks it up, and never shown."""
+"""Ray's token, looked up the way Ray looks it up, never shown, and sent only to the
+user's own processes.
+
+Who gets a token (:func:`token_for`, asked at the moment of every send):
+
+- a token given on purpose (``connect(..., token=...)``, ``--token-file``) goes where it
+  was given for;
+- Ray's own token (its sources, as Ray reads them) goes to an address on another machine,
+  as Ray's own CLI would send it there;
+- to an endpoint on this machine, Ray's token goes only when every socket listening there
+  belongs to this Unix user (:mod:`.owners`): on a shared machine another user's process
+  can pose as a Ray cluster, and a token it receives opens every cluster of ours.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 TOKEN_SOURCES = "RAY_AUTH_TOKEN, the file named by RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token"
 
@@ -35,12 +48,75 @@ def find_token() -> Token | None:
     return _read_token(Path.home() / ".ray" / "auth_token", "~/.ray/auth_token")
 
 
+def token_from_file(path: str | os.PathLike[str]) -> Token:
+    """The token in a file named on purpose (``--token-file``); :class:`InvalidArgument`
+    when it cannot be read or is empty. The file's content is never shown."""
+    from .errors import InvalidArgument
+
+    where = Path(path).expanduser()
+    try:
+        value = where.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read the token file {where}: {exc.strerror or type(exc).__name__}") from None
+    if not value:
+        raise InvalidArgument(f"the token file {where} is empty")
+    return Token(value, f"the token file {where}")
+
+
 def _read_token(path: Path, source: str) -> Token | None:
     try:
         value = path.read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
         return None
     return Token(value, source) if value else None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """The token to send to one endpoint, or None; ``withheld_from`` names the user whose
+    endpoint did not get Ray's token (None when nothing was held back)."""
+
+    token: Token | None
+    withheld_from: str | None = None
+
+    def refusal(self, where: str) -> str | None:
+        """What to tell a user whose request ``where`` was refused for want of the token held back."""
+        if self.withheld_from is None:
+            return None
+        return (
+            f"{where} requires a Ray auth token, and it belongs to user {self.withheld_from}: castray_nb sends "
+            "your Ray token only to your own processes. To send one on purpose, pass token= to connect() "
+            "(or --token-file on the command line)"
+        )
+
+
+def token_for(host: str, port: int, token: Token | None = None) -> Grant:
+    """The token to send to ``host:port``: ``token`` when one was given on purpose, else
+    Ray's own, unless the endpoint is on this machine and not held by this user alone."""
+    if token is not None:
+        return Grant(token)
+    found = find_token()
+    if found is None:
+        return Grant(None)
+    from .address import is_this_machine, probe_host
+    from .owners import holder
+
+    if not is_this_machine(host):
+        return Grant(found)
+    held = holder(probe_host(host.strip("[]")), port)
+    if held.own:
+        return Grant(found)
+    return Grant(None, held.user or "nobody (nothing listens there)")
+
+
+def token_for_url(url: str, token: Token | None = None) -> Grant:
+    """:func:`token_for` for an ``http(s)://`` or ``ws(s)://`` URL."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
+    except ValueError:
+        return Grant(token)
+    return token_for(parts.hostname or "", port, token)
 
 
 def redact(text: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from .actors import ActorReading, read_actors
 from .auth import Token
-from .errors import ClusterUnreachable
+from .errors import AuthRequired, ClusterUnreachable
 from .gcpause import gc_paused
 from .gcs import read_gcs, version_note
 from .http import BIG_REPLY_BYTES, get_bytes, get_json, parse_json
@@ -99,7 +99,7 @@ class ClusterClient:
             warnings.append(mismatch)
         try:
             status_body: bytes | None = status.result()
-        except ClusterUnreachable as exc:  # usage is extra; the nodes stand without it
+        except (ClusterUnreachable, AuthRequired) as exc:  # usage is extra; the nodes stand without it
             status_body = None
             warnings.append(f"no usage: {exc}")
         with contextlib.ExitStack() as pause:
@@ -173,7 +173,7 @@ class ClusterClient:
 
     def _read_gcs(self, cluster: str, source: str, started: float, previous: Sequence[NodeRecord] = ()) -> Reading:
         assert self.gcs_address
-        reading = read_gcs(self.gcs_address, self.settings.gcs_timeout)
+        reading = read_gcs(self.gcs_address, self.settings.gcs_timeout, token=self.token)
         seen = dt.datetime.now(dt.UTC)
         with gc_paused(len(reading.nodes) > BIG_READ_NODES):
             nodes = reuse_unchanged(

@@ -20,7 +20,7 @@ from typing import Any
 
 from . import gcs_grpc
 from .address import probe_host, split_hostport
-from .auth import TOKEN_SOURCES, find_token
+from .auth import TOKEN_SOURCES, Grant, Token, find_token, token_for
 from .errors import AuthRequired, ClusterTimeout, ClusterUnreachable
 
 _token_mode_lock = threading.Lock()
@@ -46,7 +46,7 @@ def tcp_open(hostport: str, timeout: float) -> bool:
         return False
 
 
-def read_gcs(address: str, timeout: float, *, with_nodes: bool = True) -> GcsReading:
+def read_gcs(address: str, timeout: float, *, with_nodes: bool = True, token: Token | None = None) -> GcsReading:
     """Read session name, cluster id, dashboard address, the cluster's Ray version and
     (optionally) nodes from a GCS, within ``timeout`` seconds per call.
 
@@ -59,7 +59,7 @@ def read_gcs(address: str, timeout: float, *, with_nodes: bool = True) -> GcsRea
     modules = gcs_grpc.generated()
     if modules is None:
         return dataclasses.replace(_read_with_rays_client(address, timeout, with_nodes), note=fallback_note())
-    raw = gcs_grpc.read(modules, address, timeout, with_nodes=with_nodes)
+    raw = gcs_grpc.read(modules, address, timeout, with_nodes=with_nodes, token=token)
     return GcsReading(raw.session_name, raw.cluster_id, raw.dashboard_address, raw.nodes, raw.ray_version)
 
 
@@ -111,9 +111,18 @@ def _read(address: str, timeout: float, with_nodes: bool) -> GcsReading:
     from ray._raylet import GcsClient  # type: ignore[attr-defined]
     from ray.exceptions import AuthenticationError, RpcError
 
+    # Ray's client sends the token of this process's token mode to every GCS: to another
+    # user's it must not go, so it is not read with that mode on, and never turns it on.
+    host, port = split_hostport(address)
+    grant: Grant = token_for(host, port)
+    refusal = grant.refusal(f"the GCS at {address}")
+    if refusal and rays_token_mode_on():
+        raise AuthRequired(refusal)
     try:
         return _read_with(GcsClient, address, timeout, with_nodes)
     except AuthenticationError:
+        if refusal:
+            raise AuthRequired(refusal) from None
         if not _enable_token_mode():
             raise AuthRequired(
                 f"the GCS at {address} requires a Ray auth token; none found (looked in {TOKEN_SOURCES})"
@@ -143,6 +152,17 @@ def _read_with(client_type: Any, address: str, timeout: float, with_nodes: bool)
         dashboard_address=dashboard.decode() if dashboard else None,
         nodes=nodes,
     )
+
+
+def rays_token_mode_on() -> bool:
+    """Whether Ray's own clients in this process add the token to every request they make
+    (token mode, turned on by ``RAY_AUTH_MODE=token``, ``ray.init`` or :func:`_enable_token_mode`).
+    Rays before token auth have no such mode."""
+    try:
+        from ray._private.authentication.authentication_utils import is_token_auth_enabled
+    except ImportError:
+        return False
+    return bool(is_token_auth_enabled())
 
 
 def _enable_token_mode() -> bool:

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .auth import TOKEN_SOURCES, Token, find_token
+from .address import split_hostport
+from .auth import TOKEN_SOURCES, Grant, Token, token_for
 from .errors import AuthRequired, ClusterTimeout, ClusterUnreachable
 
 _PACKAGE = "_castray_nb_ray_generated"
@@ -102,12 +103,14 @@ class RawGcs:
 def read(
     modules: Modules, address: str, timeout: float, *, with_nodes: bool = True, token: Token | None = None
 ) -> RawGcs:
-    """Read one GCS over gRPC, every call under ``timeout`` seconds, with Ray's token when
-    one is found (``token``, else Ray's own sources). Raises :class:`ClusterTimeout`,
+    """Read one GCS over gRPC, every call under ``timeout`` seconds, with ``token``, else
+    Ray's own where :func:`.auth.token_for` allows it. Raises :class:`ClusterTimeout`,
     :class:`ClusterUnreachable` or :class:`AuthRequired` (missing and wrong token told apart)."""
     import grpc
 
-    token = token or find_token()
+    host, port = split_hostport(address)
+    grant = token_for(host, port, token)
+    token = grant.token
     metadata = (("authorization", f"Bearer {token.value}"),) if token else ()
     # One channel a read: it ends with the read, so nothing lingers (no reconnect threads).
     channel = grpc.insecure_channel(
@@ -137,7 +140,7 @@ def read(
             try:
                 replies[name] = future.result()
             except grpc.RpcError as exc:
-                raise _error(exc, address, timeout, token) from None
+                raise _error(exc, address, timeout, grant) from None
 
         def kv_value(name: str) -> bytes | None:
             reply = replies[name]
@@ -166,12 +169,16 @@ def _metadata_version(raw: bytes | None) -> str | None:
     return str(value) if value else None
 
 
-def _error(exc: Any, address: str, timeout: float, token: Token | None) -> Exception:
+def _error(exc: Any, address: str, timeout: float, grant: Grant) -> Exception:
     import grpc
 
+    token = grant.token
     code = exc.code() if callable(getattr(exc, "code", None)) else None
     details = (exc.details() if callable(getattr(exc, "details", None)) else "") or ""
     if code == grpc.StatusCode.UNAUTHENTICATED:
+        refusal = grant.refusal(f"the GCS at {address}")
+        if refusal:
+            return AuthRequired(refusal)
         if token is None:
             return AuthRequired(
                 f"the GCS at {address} requires a Ray auth token; none found (looked in {TOKEN_SOURCES})"

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from .auth import TOKEN_SOURCES, Token, find_token
+from .auth import TOKEN_SOURCES, Grant, Token, token_for_url
 from .errors import AuthRequired, ClusterTimeout, ClusterUnreachable
 from .gcpause import gc_paused
 
@@ -36,7 +36,7 @@ _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedire
 
 def get_json(url: str, timeout: float, *, send_token: bool = True, token: Token | None = None) -> Any:
     """GET ``url`` and decode JSON, with ``token`` or else the token from Ray's sources
-    when there is one (unless ``send_token`` is false).
+    where :func:`.auth.token_for` allows it (unless ``send_token`` is false).
 
     ``timeout`` bounds the connection and every read. Raises :class:`ClusterUnreachable`
     (no answer, not HTTP, not JSON, an HTTP error) or :class:`AuthRequired` (401/403).
@@ -48,7 +48,8 @@ def get_json(url: str, timeout: float, *, send_token: bool = True, token: Token 
 
 def get_bytes(url: str, timeout: float, *, send_token: bool = True, token: Token | None = None) -> bytes:
     """:func:`get_json` without the decoding: the body of a 200 reply, errors as there."""
-    token = (token or find_token()) if send_token else None
+    grant = token_for_url(url, token) if send_token else Grant(None)
+    token = grant.token
     request = urllib.request.Request(url, headers={"Accept": "application/json", **(token.header() if token else {})})
     try:
         with _opener.open(request, timeout=timeout) as reply:
@@ -66,11 +67,15 @@ def get_bytes(url: str, timeout: float, *, send_token: bool = True, token: Token
         raise ClusterUnreachable(f"{_base(url)} does not speak HTTP ({_reason(exc)})") from None
     if status == 401:
         raise AuthRequired(
-            f"{_base(url)} requires a Ray auth token; none found (looked in {TOKEN_SOURCES})"
+            grant.refusal(_base(url))
+            or f"{_base(url)} requires a Ray auth token; none found (looked in {TOKEN_SOURCES})"
             if token is None
             else f"{_base(url)} requires a Ray auth token and refused the one from {token.source}"
         )
     if status == 403:
+        refusal = grant.refusal(_base(url))
+        if refusal:
+            raise AuthRequired(refusal)
         where = token.source if token else "no token sent"
         raise AuthRequired(f"{_base(url)} rejected the Ray auth token ({where}): wrong token")
     if status != 200:

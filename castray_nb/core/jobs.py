@@ -21,7 +21,7 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from .auth import Token, find_token
+from .auth import Token, token_for_url
 from .errors import AuthRequired, ClusterUnreachable, InvalidArgument, UnknownJob
 from .http import HttpStatus, get_json
 from .nodes import jsonable, ms_to_time
@@ -158,7 +158,8 @@ def follow_logs(
     until the job ends. Closing the iterator (or an interrupt in the caller's thread)
     ends the reading thread at once."""
     url = "ws" + _job_url(dashboard_url, _with_logs(job), "/logs/tail")[4:]
-    token = token or find_token()
+    grant = token_for_url(dashboard_url, token)
+    token = grant.token
     chunks: queue.Queue[str | BaseException | None] = queue.Queue()
     stop = threading.Event()
 
@@ -172,7 +173,11 @@ def follow_logs(
                                                        request_timeout=timeout))  # fmt: skip
         except HTTPClientError as exc:
             if exc.code in (401, 403):
-                chunks.put(AuthRequired(f"{dashboard_url} refused the log tail (HTTP {exc.code}): a token is needed"))
+                why = (
+                    grant.refusal(dashboard_url)
+                    or f"{dashboard_url} refused the log tail (HTTP {exc.code}): a token is needed"
+                )
+                chunks.put(AuthRequired(why))
             else:
                 chunks.put(ClusterUnreachable(f"{dashboard_url} refused the log tail: {exc}"))
             return
@@ -234,10 +239,22 @@ def job_to_json(job: JobRecord) -> dict[str, Any]:
 
 
 def submission_client(dashboard_url: str, token: Token | None = None) -> Any:
-    """Ray's ``JobSubmissionClient`` for the dashboard, with the token (Ray's sources)."""
+    """Ray's ``JobSubmissionClient`` for the dashboard, with the token where
+    :func:`.auth.token_for` allows it.
+
+    In token mode Ray's client adds this process's token to whatever it asks, so for a
+    dashboard that may not have it (another user's) it is not built at all then."""
     from ray.job_submission import JobSubmissionClient
 
-    token = token or find_token()
+    from .gcs import rays_token_mode_on
+
+    grant = token_for_url(dashboard_url, token)
+    if grant.withheld_from is not None and rays_token_mode_on():
+        raise AuthRequired(
+            f"{dashboard_url} belongs to user {grant.withheld_from}, and Ray's job client in this process would "
+            "send it your Ray token (token mode is on): pass token= to connect() to send one on purpose"
+        )
+    token = grant.token
     return JobSubmissionClient(dashboard_url, headers=token.header() if token else None)
 
 

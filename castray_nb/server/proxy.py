@@ -52,7 +52,7 @@ from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
 from .. import api
 from ..core.address import is_this_machine
-from ..core.auth import TOKEN_SOURCES, Token, find_token
+from ..core.auth import TOKEN_SOURCES, Grant, Token, token_for_url
 from ..core.client import ClusterClient
 from ..core.errors import AuthRequired, CastrayError, ClusterTimeout
 from ..core.links import PROXY_PATH
@@ -198,7 +198,8 @@ class Targets:
     def _discover(self) -> dict[str, str | None]:
         when, found = self._discovered
         if time.monotonic() - when > DISCOVERED_FOR_S:
-            found = {c.name: c.dashboard_url for c in api.session().discover(connect=False)}
+            # Another user's dashboard is served only when it was attached on purpose.
+            found = {c.name: c.dashboard_url for c in api.session().discover(connect=False) if not c.other_user}
             self._discovered = (time.monotonic(), found)
         return found
 
@@ -484,7 +485,8 @@ class DashboardProxyHandler(_ProxyBase, websocket.WebSocketHandler):
         if self.bare:
             self.redirect(self.prefix + "/" + (f"?{self.query_}" if self.query_ else ""))
             return
-        token = find_token()
+        grant = token_for_url(self.target.origin)
+        token = grant.token
         redactor = Redactor(token)
         url = self.target.origin + self.path_ + (f"?{self.query_}" if self.query_ else "")
         method = self.request.method or "GET"
@@ -500,12 +502,17 @@ class DashboardProxyHandler(_ProxyBase, websocket.WebSocketHandler):
             elif line.strip():
                 state["headers"].parse_line(line)
             elif state["status"] is not None and state["status"] >= 200:
-                self._start_reply(state, redactor, token)
+                if state["status"] == 401:  # answered below: raised here, a closing connection would win
+                    state["refused"] = True
+                else:
+                    self._start_reply(state, redactor)
                 headers_in.set()
 
         def on_chunk(chunk: bytes) -> None:
             if self._gone:
                 raise OSError("the browser went away")
+            if state.get("refused"):
+                return
             if state["html"] is not None:
                 state["html"].append(chunk)
                 if sum(map(len, state["html"])) > HTML_LIMIT:
@@ -536,6 +543,9 @@ class DashboardProxyHandler(_ProxyBase, websocket.WebSocketHandler):
             self._gone = True
             fetch.add_done_callback(lambda f: f.exception())
             raise ProxyError(504, "timeout", f"the dashboard of {self.target.label} did not answer within {waited:g} s")
+        if state.get("refused"):
+            fetch.add_done_callback(lambda f: f.exception())
+            raise self._token_refused(grant)
         try:
             response = await fetch
         except httpclient.HTTPClientError as exc:
@@ -565,11 +575,9 @@ class DashboardProxyHandler(_ProxyBase, websocket.WebSocketHandler):
         if not self._gone:
             self.finish()
 
-    def _start_reply(self, state: dict[str, Any], redactor: Redactor, token: Token | None) -> None:
+    def _start_reply(self, state: dict[str, Any], redactor: Redactor) -> None:
         status: int = state["status"]
         headers: httputil.HTTPHeaders = state["headers"]
-        if status == 401:
-            raise self._token_refused(token)
         state["started"] = True
         self.set_status(status, state.get("reason") or None)
         self.clear_header("Content-Type")
@@ -600,7 +608,8 @@ class DashboardProxyHandler(_ProxyBase, websocket.WebSocketHandler):
     # ----- WebSocket
 
     async def _open_upstream_ws(self) -> None:
-        token = find_token()
+        grant = token_for_url(self.target.origin)
+        token = grant.token
         url = "ws" + self.target.origin[4:] + self.path_ + (f"?{self.query_}" if self.query_ else "")
         headers = {k: v for k, v in self._upstream_headers(token).items() if k.lower() != "accept-encoding"}
         protocols = [p.strip() for p in self.request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
@@ -612,7 +621,7 @@ class DashboardProxyHandler(_ProxyBase, websocket.WebSocketHandler):
             )
         except httpclient.HTTPClientError as exc:
             if exc.code == 401:
-                raise self._token_refused(token) from None
+                raise self._token_refused(grant) from None
             raise self._unreachable(f"refused the WebSocket: {exc}") from None
         except (OSError, asyncio.TimeoutError) as exc:
             raise self._unreachable(exc) from None
@@ -620,9 +629,12 @@ class DashboardProxyHandler(_ProxyBase, websocket.WebSocketHandler):
     def _unreachable(self, exc: BaseException | str) -> ProxyError:
         return ProxyError(502, "cluster_unreachable", f"the dashboard of {self.target.label} is unreachable: {exc}")
 
-    def _token_refused(self, token: Token | None) -> ProxyError:
+    def _token_refused(self, grant: Grant) -> ProxyError:
+        token = grant.token
         where = f"sent the one from {token.source}" if token else f"it has none (looked in {TOKEN_SOURCES})"
-        message = f"{self.target.label} requires a Ray auth token; the server {where}"
+        message = (
+            grant.refusal(self.target.label) or f"{self.target.label} requires a Ray auth token; the server {where}"
+        )
         return ProxyError(502, "cluster_auth_required", message)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
