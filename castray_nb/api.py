@@ -66,17 +66,20 @@ def _attach_on_start(s: Session) -> None:
             log.warning("could not attach %s on start: %s", address, exc)
 
 
-def discover(*, connect: bool = False) -> list[ClusterInfo]:
-    """Every live Ray cluster on this machine; with ``connect=True`` attach them all.
+def discover(*, connect: bool = False, all_users: bool | None = None) -> list[ClusterInfo]:
+    """Every live Ray cluster on this machine that is yours; with ``connect=True`` attach
+    them all.
 
     Attaching goes on past a cluster that cannot be attached; :func:`discover_report`
-    says which and why.
+    says which and why. ``all_users=True`` (or the ``all_users`` setting) also lists other
+    Unix users' clusters on this machine, each with its ``owner``; those are never attached
+    by ``connect=True`` and never sent your Ray token.
 
     >>> import castray_nb
     >>> [c.name for c in castray_nb.discover()]     # doctest: +SKIP
     ['session_2026-11-28_10-00-00_123456_4242']
     """
-    return session().discover(connect=connect)
+    return session().discover(connect=connect, all_users=all_users)
 
 
 def discover_report() -> DiscoveryReport | None:
@@ -88,19 +91,23 @@ def discover_report() -> DiscoveryReport | None:
     return session().discover_report()
 
 
-def connect(address: str = "auto", *, name: str | None = None, driver: bool = False) -> ClusterState:
+def connect(
+    address: str = "auto", *, name: str | None = None, driver: bool = False, token: str | None = None
+) -> ClusterState:
     """Attach a cluster read-only (and, with ``driver=True``, also ``ray.init`` to it).
 
     ``address``: ``host:port`` (GCS), ``http(s)://host:port`` (dashboard), a host alone,
-    ``ray://host:port`` (driver only), a discovered session name, or ``auto`` (the only
+    ``ray://host:port`` (driver only), a discovered session name, or ``auto`` (your only
     live cluster here; with several, :class:`AmbiguousAddress`: use
     ``discover(connect=True)`` to attach them all). ``name`` defaults to a short one such
-    as ``ray-6379``.
+    as ``ray-6379``. ``token`` is a Ray auth token to send this cluster on purpose: without
+    it, your Ray token goes to your own processes and to other machines, never to another
+    Unix user's process here.
 
     >>> castray_nb.connect("127.0.0.1:6379", name="lab")    # doctest: +SKIP
     ClusterState(lab · gcs 127.0.0.1:6379 · nodes 1/1 alive · read via dashboard, ... )
     """
-    return session().connect(address, name=name, driver=driver)
+    return session().connect(address, name=name, driver=driver, token=token)
 
 
 def disconnect(name: str | None = None, *, all: bool = False, driver: bool = False) -> list[str]:

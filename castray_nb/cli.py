@@ -32,30 +32,47 @@ def build_parser() -> argparse.ArgumentParser:
     discover.add_argument("--json", action="store_true", help="print a JSON list")
     discover.add_argument("-v", "--verbose", action="store_true", help="also say what was rejected and why")
     discover.add_argument("--connect", action="store_true", help="also attach and read every cluster found")
+    discover.add_argument(
+        "--all-users",
+        action="store_true",
+        help="also list other Unix users' clusters here (never attached by --connect)",
+    )
 
     nodes = commands.add_parser("nodes", help="list the nodes of clusters (default: every discovered one)")
     nodes.add_argument("--address", action="append", default=[], metavar="ADDR", help="a cluster to read (repeatable)")
     nodes.add_argument("--alive", action="store_true", help="only ALIVE nodes")
     nodes.add_argument("--json", action="store_true", help="print a JSON list of node rows")
+    _token_file(nodes)
 
     actors = commands.add_parser("actors", help="list the actors of clusters (default: every discovered one)")
     actors.add_argument("--address", action="append", default=[], metavar="ADDR", help="a cluster to read (repeatable)")
     actors.add_argument("--state", help="only actors in this state (ALIVE, DEAD, PENDING_CREATION, ...)")
     actors.add_argument("--json", action="store_true", help="print a JSON list of actor rows")
+    _token_file(actors)
 
     jobs = commands.add_parser("jobs", help="list the jobs of clusters (default: every discovered one)")
     jobs.add_argument("--address", action="append", default=[], metavar="ADDR", help="a cluster to read (repeatable)")
     jobs.add_argument("--status", help="only jobs in this status (PENDING, RUNNING, STOPPED, SUCCEEDED, FAILED)")
     jobs.add_argument("--json", action="store_true", help="print a JSON list of job rows")
+    _token_file(jobs)
 
     logs = commands.add_parser("logs", help="print a submission job's logs")
     logs.add_argument("submission_id", metavar="SUBMISSION_ID")
     logs.add_argument("--address", required=True, metavar="ADDR", help="the cluster the job runs on")
     logs.add_argument("--follow", action="store_true", help="keep printing new lines until the job ends")
+    _token_file(logs)
 
     demo = commands.add_parser("demo", help="start a throwaway cluster, discover, attach and show it, stop it")
     demo.add_argument("--json", action="store_true", help="print the node rows as JSON")
     return parser
+
+
+def _token_file(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="a Ray auth token to send the --address clusters on purpose (else Ray's own goes only to your processes)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,17 +123,19 @@ def _discover(args: argparse.Namespace, settings: Any) -> int:
     from .core.discovery import discover_report
     from .core.session import Session
 
+    if args.all_users:
+        settings = settings.replace(all_users=True)
     report = _discover_and_attach(Session(settings)) if args.connect else discover_report(settings)
     if args.json:
         print(json.dumps([c.to_json() for c in report.clusters], indent=2))
     else:
         rows = [
             (c.name, c.gcs_address or "-", c.dashboard_url or "-", c.ray_version or "?",
-             "?" if c.num_nodes is None else str(c.num_nodes), "yes" if c.auth_required else "no")
+             "?" if c.num_nodes is None else str(c.num_nodes), "yes" if c.auth_required else "no", c.owner or "-")
             for c in report.clusters
         ]  # fmt: skip
         print(
-            _table(("NAME", "GCS", "DASHBOARD", "RAY", "NODES", "TOKEN"), rows)
+            _table(("NAME", "GCS", "DASHBOARD", "RAY", "NODES", "TOKEN", "OWNER"), rows)
             if rows
             else "No live Ray cluster found."
         )
@@ -129,17 +148,18 @@ def _discover(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-def _session(addresses: Sequence[str], settings: Any) -> Any:
-    """A session with the clusters at ``addresses`` attached and read; with no address,
+def _session(args: argparse.Namespace, settings: Any) -> Any:
+    """A session with the clusters of ``--address`` attached and read; with no address,
     every discovered cluster (``discover --connect``), one warning line per failure."""
     from .core.address import parse_address
     from .core.session import Session
 
-    parsed = [parse_address(a) for a in addresses]  # every address checked before any traffic
+    parsed = [parse_address(a) for a in args.address]  # every address checked before any traffic
+    token = _given_token(args)
     session = Session(settings)
     if parsed:
         for address in parsed:
-            session.connect(address)
+            session.connect(address, token=token)
     else:
         _discover_and_attach(session)
     for state in session.clusters():
@@ -157,8 +177,19 @@ def _discover_and_attach(session: Any) -> Any:
     return report
 
 
+def _given_token(args: argparse.Namespace) -> Any:
+    from .core.auth import token_from_file
+    from .core.errors import InvalidArgument
+
+    if not args.token_file:
+        return None
+    if not getattr(args, "address", None):
+        raise InvalidArgument("--token-file goes with --address: a token is sent on purpose to named clusters only")
+    return token_from_file(args.token_file)
+
+
 def _nodes(args: argparse.Namespace, settings: Any) -> int:
-    session = _session(args.address, settings)
+    session = _session(args, settings)
     _print_nodes(session.rows(alive_only=args.alive), args.json)
     return 0
 
@@ -167,7 +198,7 @@ def _actors(args: argparse.Namespace, settings: Any) -> int:
     from .core.actors import actor_to_json, checked_state
 
     state = checked_state(args.state)
-    session = _session(args.address, settings)
+    session = _session(args, settings)
     found, skipped = session.actors(state=state)
     for name, why in skipped.items():
         print(f"castray-nb: warning: no actors from {name}: {why}", file=sys.stderr)
@@ -189,7 +220,7 @@ def _jobs(args: argparse.Namespace, settings: Any) -> int:
     from .core.jobs import checked_status, job_to_json
 
     status = checked_status(args.status)  # checked before any traffic
-    session = _session(args.address, settings)
+    session = _session(args, settings)
     found, skipped = session.jobs(status=status)
     for name, why in skipped.items():
         print(f"castray-nb: warning: no jobs from {name}: {why}", file=sys.stderr)
@@ -214,7 +245,7 @@ def _logs(args: argparse.Namespace, settings: Any) -> int:
 
     parsed = parse_address(args.address)
     session = Session(settings)
-    state = session.connect(parsed, refresh=False)
+    state = session.connect(parsed, refresh=False, token=_given_token(args))
     if not args.follow:
         print(session.job_logs(args.submission_id, cluster=state.name), end="")
         return 0

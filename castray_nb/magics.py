@@ -1,8 +1,8 @@
 """%castray: thin IPython magics over the core. Each subcommand returns its result.
 
     %load_ext castray_nb
-    %castray discover [--connect] [--json]
-    %castray connect ADDRESS [--name NAME] [--driver]
+    %castray discover [--connect] [--json] [--all-users]
+    %castray connect ADDRESS [--name NAME] [--driver] [--token-file FILE]
     %castray disconnect NAME | --all | --driver
     %castray clusters
     %castray nodes [--local | --external] [--alive]
@@ -51,6 +51,7 @@ def build_parser() -> MagicArgumentParser:
     discover = commands.add_parser("discover", add_help=True, help="show the live clusters on this machine")
     discover.add_argument("--connect", action="store_true", help="attach every cluster found")
     discover.add_argument("--json", action="store_true", help="return a list of dicts (the CLI's JSON)")
+    discover.add_argument("--all-users", action="store_true", help="also list other Unix users' clusters here")
 
     connect = commands.add_parser(
         "connect", add_help=True, help="attach a cluster read-only (or also become its driver)"
@@ -58,6 +59,7 @@ def build_parser() -> MagicArgumentParser:
     connect.add_argument("address", help="host:port, http(s)://host:port, ray://host:port, a session name, auto")
     connect.add_argument("--name", help="the name to show it under (letters, digits, . _ -; default like ray-6379)")
     connect.add_argument("--driver", action="store_true", help="also ray.init() to it, to run work")
+    connect.add_argument("--token-file", metavar="FILE", help="a Ray auth token to send this cluster on purpose")
 
     disconnect = commands.add_parser(
         "disconnect", add_help=True, help="detach a cluster, or all, or end the driver connection"
@@ -138,20 +140,25 @@ def _discover(args: Any) -> Any:
 
     import pandas as pd
 
-    found = _api().discover(connect=args.connect)
+    found = _api().discover(connect=args.connect, all_users=args.all_users or None)
     report = _api().discover_report()
     for name, why in report.attach_errors if report else ():
         print(f"castray: could not attach {name}: {why}", file=sys.stderr)
     if args.json:
         return [c.to_json() for c in found]
     columns = ["name", "gcs_address", "dashboard_url", "dashboard_link", "ray_version", "num_nodes", "auth_required",
-               "sources"]  # fmt: skip
+               "owner", "sources"]  # fmt: skip
     rows = [{**c.to_json(), "dashboard_link": c.dashboard_link} for c in found]
-    return pd.DataFrame([{k: row[k] for k in columns} for row in rows], columns=columns)
+    frame = pd.DataFrame([{k: row[k] for k in columns} for row in rows], columns=columns)
+    frame["num_nodes"] = frame["num_nodes"].astype("Int64")  # a cluster of unknown size must not make 1 read 1.0
+    return frame
 
 
 def _connect(args: Any) -> Any:
-    return _api().connect(args.address, name=args.name, driver=args.driver)
+    from .core.auth import token_from_file
+
+    token = token_from_file(args.token_file).value if args.token_file else None
+    return _api().connect(args.address, name=args.name, driver=args.driver, token=token)
 
 
 def _disconnect(args: Any) -> list[str]:

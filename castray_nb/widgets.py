@@ -181,17 +181,20 @@ class Panel(W.VBox):
 
         def item(c: ClusterInfo) -> str:
             as_name = f" (attached as <b>{_e(attached[c.gcs_address])}</b>)" if c.gcs_address in attached else ""
+            owner = f", owner <b>{_e(c.owner or '?')}</b> (another user's)" if c.other_user else ""
             return (
                 f"<li><code>{_e(c.name)}</code> GCS <code>{_e(c.gcs_address or '-')}</code>, "
                 f"{'?' if c.num_nodes is None else c.num_nodes} node(s)"
-                f"{', token needed' if c.auth_required else ''}{as_name}</li>"
+                f"{', token needed' if c.auth_required else ''}{owner}{as_name}</li>"
             )
 
         items = "".join(item(c) for c in found)
         with self._lock:
             self.found.value = f"<b>Discovered {len(found)} live cluster(s)</b><ul style='margin:2px 0'>{items}</ul>"
             if found and not self.address.value.strip():
-                self.address.value = next((c.gcs_address or c.name for c in found if c.gcs_address not in attached), "")
+                self.address.value = next(
+                    (c.gcs_address or c.name for c in found if c.gcs_address not in attached and not c.other_user), ""
+                )
         self.say(f"discovered {len(found)} live cluster(s)")
 
     def _connect(self) -> None:
@@ -517,9 +520,10 @@ def render_status(states: Sequence[ClusterState], local_rows: Sequence[NodeRecor
         href = c.dashboard_link
         link = f" &middot; <a href='{_e(href)}' target='_blank'>dashboard</a>" if href else ""
         warn = f" &middot; <span style='color:#9a6700'>{_e('; '.join(c.notes))}</span>" if c.notes else ""
+        owner = f" &middot; owner <b>{_e(c.info.owner or '?')}</b>" if c.info.other_user else ""
         lines.append(
             f"<div><span style='color:{dot}'>&#9679;</span> <b>{_e(c.name)}</b>: {c.num_nodes} node(s), "
-            f"{c.alive_nodes} alive; {how}{link}{warn}</div>"
+            f"{c.alive_nodes} alive; {how}{link}{owner}{warn}</div>"
         )
     if not lines:
         lines.append(

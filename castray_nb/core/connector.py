@@ -9,30 +9,48 @@ import socket
 from collections.abc import Callable, Sequence
 
 from .address import DEFAULT_PORTS, Address, cluster_key, is_this_machine, join_hostport, parse_address
+from .auth import Token, find_token
 from .client import ClusterClient
 from .discovery import ClusterInfo, discover
 from .errors import AmbiguousAddress, AuthRequired, CastrayError, ClusterUnreachable, DriverConflict, InvalidAddress
 from .gcs import notes, read_gcs, version_note
 from .local import initialized_ray
+from .owners import holder_at
 from .settings import Settings
 
 Discover = Callable[[Settings], Sequence[ClusterInfo]]
 
 
-def resolve(address: str | Address, settings: Settings, *, discover: Discover = discover) -> ClusterInfo:
+def resolve(
+    address: str | Address, settings: Settings, *, discover: Discover = discover, token: Token | None = None
+) -> ClusterInfo:
     """Turn what a user typed into one verified cluster.
 
-    ``auto`` means the only live cluster on this machine; with several it raises
+    ``auto`` means this user's only live cluster on this machine; with several it raises
     :class:`AmbiguousAddress` naming them (attaching them all is ``discover(connect=True)``).
-    ``discover`` is the discovery to consult for ``auto`` and session names (a session
-    passes its own). Raises :class:`InvalidAddress`, :class:`AmbiguousAddress`,
+    Other users' clusters never count for ``auto``; an address or session name names one on
+    purpose. ``discover`` is the discovery to consult for ``auto``, session names and local
+    addresses (a session passes its own). ``token`` is sent on purpose (else see
+    :func:`.auth.token_for`). Raises :class:`InvalidAddress`, :class:`AmbiguousAddress`,
     :class:`ClusterUnreachable` or :class:`AuthRequired`.
     """
     parsed = address if isinstance(address, Address) else parse_address(address)
     if parsed.kind == "client":
         raise InvalidAddress(parsed.text, "ray:// addresses only serve a driver connection (driver=True)")
+    info = _resolve(parsed, settings, discover, token)
+    if info.other_user and info.auth_required and token is None:
+        raise AuthRequired(
+            f"{info.name} ({info.gcs_address or info.dashboard_url}) belongs to user {info.owner} and requires a "
+            "Ray auth token: castray_nb sends your Ray token only to your own processes. To send one on purpose, "
+            "pass token= to connect() (or --token-file on the command line)"
+        )
+    return info
+
+
+def _resolve(parsed: Address, settings: Settings, discover: Discover, token: Token | None) -> ClusterInfo:
+    named = settings.replace(all_users=True)  # a session name or an address names a cluster on purpose
     if parsed.kind == "auto":
-        found = list(discover(settings))
+        found = [c for c in discover(settings) if not c.other_user]
         if not found:
             raise ClusterUnreachable("auto: no live Ray cluster found on this machine")
         if len(found) > 1:
@@ -43,22 +61,22 @@ def resolve(address: str | Address, settings: Settings, *, discover: Discover = 
             )
         return found[0]
     if parsed.kind == "session":
-        for info in discover(settings):
-            if info.name == parsed.text:
-                return info
+        by_name = [info for info in discover(named) if info.name == parsed.text]
+        for info in sorted(by_name, key=lambda c: c.other_user):  # ours first, where another user claims its name
+            return info
         raise ClusterUnreachable(f"no live cluster on this machine has session name {parsed.text}")
     if not settings.remote and not is_this_machine(parsed.host):
         raise InvalidAddress(
             parsed.text, "not on this machine, and remote addresses are off (CASTRAY_REMOTE)", refused=True
         )
     if parsed.kind == "host":
-        return _resolve_host(parsed, settings)
+        return _resolve_host(parsed, settings, discover, token)
     if parsed.kind == "gcs":
-        return _resolve_gcs(parsed, settings)
-    return _resolve_dashboard(parsed, settings)
+        return _resolve_gcs(parsed, settings, discover, token)
+    return _resolve_dashboard(parsed, settings, discover, token)
 
 
-def _resolve_host(parsed: Address, settings: Settings) -> ClusterInfo:
+def _resolve_host(parsed: Address, settings: Settings, discover: Discover, token: Token | None) -> ClusterInfo:
     """A host given alone: try Ray's default ports at once, verify what answers, attach it.
 
     The GCS (6379) and the dashboard (8265) are read; the Ray Client port (10001) serves
@@ -70,11 +88,13 @@ def _resolve_host(parsed: Address, settings: Settings) -> ClusterInfo:
 
     def gcs() -> ClusterInfo:
         hostport = join_hostport(host, gcs_port)
-        return _resolve_gcs(Address("gcs", hostport, host, gcs_port), settings)
+        return _resolve_gcs(Address("gcs", hostport, host, gcs_port), settings, discover, token)
 
     def dashboard() -> ClusterInfo:
         hostport = join_hostport(host, dash_port)
-        return _resolve_dashboard(Address("dashboard", f"http://{hostport}", host, dash_port, "http"), settings)
+        return _resolve_dashboard(
+            Address("dashboard", f"http://{hostport}", host, dash_port, "http"), settings, discover, token
+        )
 
     def opened(port: int) -> str | None:
         return _tcp_failure(host, port, settings.probe_timeout)
@@ -129,19 +149,19 @@ def _tcp_failure(host: str, port: int, timeout: float) -> str | None:
         return exc.strerror or type(exc).__name__
 
 
-def _resolve_gcs(parsed: Address, settings: Settings) -> ClusterInfo:
+def _resolve_gcs(parsed: Address, settings: Settings, discover: Discover, token: Token | None) -> ClusterInfo:
     if is_this_machine(parsed.host):
         key = cluster_key(parsed.hostport)
-        for info in discover(settings):
+        for info in discover(settings.replace(all_users=True)):
             if info.gcs_address and cluster_key(info.gcs_address) == key:
                 return info
-    reading = read_gcs(parsed.hostport, settings.gcs_timeout, with_nodes=False)
+    reading = read_gcs(parsed.hostport, settings.gcs_timeout, with_nodes=False, token=token)
     dashboard = None
     ray_version = None
     if reading.dashboard_address:
         url = f"http://{reading.dashboard_address}"
         try:
-            version = ClusterClient(None, url, settings).version()
+            version = ClusterClient(None, url, settings, token=token).version()
             if version.get("session_name") in (None, reading.session_name):
                 dashboard, ray_version = url, str(version.get("ray_version"))
         except ClusterUnreachable:
@@ -158,15 +178,17 @@ def _resolve_gcs(parsed: Address, settings: Settings) -> ClusterInfo:
         sources=("address",),
         cluster_id=reading.cluster_id,
         note=notes(reading.note, version_note(ray_version)),
+        owner=holder_at(parsed.hostport).user,
     )
 
 
-def _resolve_dashboard(parsed: Address, settings: Settings) -> ClusterInfo:
-    version = ClusterClient(None, parsed.url, settings).version()
+def _resolve_dashboard(parsed: Address, settings: Settings, discover: Discover, token: Token | None) -> ClusterInfo:
+    version = ClusterClient(None, parsed.url, settings, token=token).version()
     session = str(version.get("session_name") or parsed.url)
+    owner = holder_at(parsed.hostport).user
     if is_this_machine(parsed.host):
-        for info in discover(settings):
-            if info.name == session:
+        for info in discover(settings.replace(all_users=True)):
+            if info.name == session and info.owner == owner:  # another user's process may claim that name
                 return info
     return ClusterInfo(
         name=session,
@@ -177,6 +199,7 @@ def _resolve_dashboard(parsed: Address, settings: Settings) -> ClusterInfo:
         num_nodes=None,
         auth_required=False,
         sources=("address",),
+        owner=owner,
     )
 
 
@@ -191,10 +214,12 @@ def driver_address() -> str | None:
         return "ray client"
 
 
-def become_driver(target: str) -> None:
+def become_driver(target: str, *, token: Token | None = None) -> None:
     """``ray.init(address=target)``, refusing to switch away from another cluster silently.
 
-    ``target`` is a GCS ``host:port`` or a ``ray://`` URL.
+    ``target`` is a GCS ``host:port`` or a ``ray://`` URL. Ray sends its own token (its
+    sources) to whatever it joins, so another user's cluster on this machine is not joined
+    while this process has one.
     """
     current = driver_address()
     if current is not None:
@@ -207,12 +232,23 @@ def become_driver(target: str) -> None:
             f"this process is already the Ray driver of {current}; "
             "disconnect it first (castray_nb.disconnect(driver=True) or ray.shutdown())"
         )
+    _refuse_to_send_token(target, token)
     import ray
 
     try:
         ray.init(address=target, logging_level=logging.WARNING)
     except Exception as exc:
         raise ClusterUnreachable(f"ray.init({target!r}) failed: {str(exc).splitlines()[0][:200]}") from None
+
+
+def _refuse_to_send_token(target: str, token: Token | None) -> None:
+    owner = holder_at(target)
+    held = token or find_token()
+    if owner.uids and not owner.own and held is not None:
+        raise AuthRequired(
+            f"{target} belongs to user {owner.user}: ray.init would send it the Ray token of this process "
+            f"({held.source}), so castray_nb does not join it as a driver; attach it read-only (without driver=True)"
+        )
 
 
 def leave_driver() -> bool:

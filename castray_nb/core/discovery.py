@@ -16,6 +16,7 @@ from .errors import AuthRequired, CastrayError, ClusterUnreachable
 from .gcs import fallback_note, notes, read_gcs, tcp_open, version_note
 from .http import get_json
 from .links import dashboard_link
+from .owners import Holder, current_user, holder_at, process_uid, user_name
 from .settings import Settings, load_settings
 from .sources import Candidate, SourceContext, default_temp_dir, registered_sources
 
@@ -25,7 +26,9 @@ class ClusterInfo:
     """One live cluster, found and verified.
 
     ``name`` is the session name; ``num_nodes`` counts ALIVE nodes and is None when
-    the cluster could not be read (a token is needed and none matched).
+    the cluster could not be read (a token is needed and none matched). ``owner`` is the
+    Unix user whose processes hold the cluster's sockets on this machine (None for a
+    cluster elsewhere); see :attr:`other_user`.
     """
 
     name: str
@@ -40,10 +43,18 @@ class ClusterInfo:
     cluster_id: str | None = None
     local_nodes: int = 0
     note: str | None = None
+    owner: str | None = None
+
+    @property
+    def other_user(self) -> bool:
+        """Whether it is another Unix user's (or partly another's): never sent our token,
+        hidden from discovery unless asked (``all_users``), never attached by ``auto``."""
+        return self.owner is not None and self.owner != current_user()
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
         data["sources"] = list(self.sources)
+        data["other_user"] = self.other_user
         return data
 
     def __repr__(self) -> str:
@@ -61,6 +72,8 @@ class ClusterInfo:
         nodes = "?" if self.num_nodes is None else str(self.num_nodes)
         where = ("gcs", self.gcs_address) if self.gcs_address else ("dashboard", self.dashboard_url or "-")
         facts = [where, ("nodes", nodes), ("ray", self.ray_version or "?")]
+        if self.other_user:
+            facts.append(("owner", str(self.owner)))
         if self.auth_required:
             facts.append(("token", "required"))
         return facts
@@ -80,7 +93,8 @@ class DiscoveryReport:
 
 
 def discover(settings: Settings | None = None) -> list[ClusterInfo]:
-    """Every live Ray cluster this machine knows of, each once.
+    """Every live Ray cluster this machine knows of, each once: this user's own and those
+    elsewhere; other users' clusters on this machine too with ``settings.all_users``.
 
     >>> for cluster in discover():          # doctest: +SKIP
     ...     print(cluster.name, cluster.gcs_address, cluster.num_nodes)
@@ -179,6 +193,13 @@ def _verify_or_raise(group: list[Candidate], settings: Settings) -> ClusterInfo 
             return "not on this machine: discovery only probes this machine (attach it with connect())"
         if not tcp_open(gcs, settings.probe_timeout):
             return f"stale: nothing listens at {gcs}"
+    # Whose it is, before anything is asked of it: other users' clusters are not probed
+    # unless they are to be shown (and even then never get our token: see auth.token_for).
+    uids = _owner_uids(group, gcs)
+    hidden = _hidden(uids, settings)
+    if hidden:
+        return hidden
+    if isinstance(gcs, str):
         if not seen_running:
             # No process here explains this address: ask it whether it is a GCS.
             try:
@@ -199,7 +220,13 @@ def _verify_or_raise(group: list[Candidate], settings: Settings) -> ClusterInfo 
         or gcs_version
         or (gcs_reading.ray_version if gcs_reading else None)
     )
-    note = notes(note, version_note(ray_version))
+    if dashboard:
+        uids |= holder_at(dashboard).uids
+        hidden = _hidden(uids, settings)
+        if hidden:
+            return hidden
+    owner, owner_note = _owner(uids)
+    note = notes(owner_note, note, version_note(ray_version))
     return ClusterInfo(
         name=str(session or gcs),
         gcs_address=gcs if isinstance(gcs, str) else None,
@@ -213,7 +240,35 @@ def _verify_or_raise(group: list[Candidate], settings: Settings) -> ClusterInfo 
         cluster_id=_first(group, "cluster_id") or (gcs_reading.cluster_id if gcs_reading else None),  # type: ignore[arg-type]
         local_nodes=max((len(c.local_node_ids) for c in group), default=0),
         note=note,
+        owner=owner,
     )
+
+
+def _owner_uids(group: Sequence[Candidate], gcs: object) -> set[int]:
+    """Who runs this cluster here: the users of its gcs_server and dashboard processes, and
+    of the sockets its GCS address or (without one) its dashboard URL names."""
+    uids = {uid for c in group for uid in (process_uid(c.gcs_pid), process_uid(c.dashboard_pid)) if uid is not None}
+    where = gcs if isinstance(gcs, str) else _first(group, "dashboard_url")
+    if isinstance(where, str):
+        uids |= holder_at(where).uids
+    return uids
+
+
+def _owner(uids: set[int]) -> tuple[str | None, str | None]:
+    """(the owner to show, a note when its parts belong to several users)."""
+    held = Holder(frozenset(uids))
+    if len(uids) < 2 or not held.others:
+        return held.user, None
+    users = ", ".join(user_name(u) for u in sorted(uids))
+    return held.user, f"its processes and sockets belong to different users ({users}): taken as not yours"
+
+
+def _hidden(uids: set[int], settings: Settings) -> str | None:
+    """Why a cluster of another user is left out, or None when it is shown."""
+    others = Holder(frozenset(uids)).others
+    if settings.all_users or not others:
+        return None
+    return f"another user's cluster ({', '.join(others)}): shown with all_users=True (castray-nb discover --all-users)"
 
 
 def _dashboard_urls(group: Sequence[Candidate], gcs_reading: object) -> Iterator[tuple[str, bool]]:
@@ -344,14 +399,15 @@ def _add_hints(clusters: list[ClusterInfo], hints: Sequence[Candidate]) -> list[
 
 def _merge_by_session(clusters: list[ClusterInfo]) -> list[ClusterInfo]:
     """One entry per session, e.g. RAY_ADDRESS=http://... and its process-table twin."""
-    merged: dict[str, ClusterInfo] = {}
+    merged: dict[tuple[str, str | None], ClusterInfo] = {}
     for info in clusters:
-        twin = merged.get(info.name)
+        key = (info.name, info.owner)  # another user's process may claim our session name: kept apart
+        twin = merged.get(key)
         if twin is None:
-            merged[info.name] = info
+            merged[key] = info
             continue
         first, second = (twin, info) if twin.gcs_address else (info, twin)
-        merged[info.name] = _replace(
+        merged[key] = _replace(
             first,
             dashboard_url=first.dashboard_url or second.dashboard_url,
             ray_version=first.ray_version or second.ray_version,

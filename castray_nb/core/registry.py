@@ -5,7 +5,8 @@ link that a kernel shows (``{base_url}castray/dashboard/{session_name}/``) must 
 the server, so each kernel under a Jupyter server keeps one small file,
 ``<Jupyter runtime dir>/castray_nb/kernel-<pid>.json``: the session name, name and dashboard
 URL of each cluster it has attached. The directory is the user's own (mode 0700), the files
-are readable by that user only (0600), and the server reads only files that the user owns.
+are readable by that user only (0600), and the server reads only files that the user owns
+and nobody else can write.
 
 The server never takes these entries on trust: it applies its own settings (``remote`` off
 refuses other hosts) and token sources, and checks that the dashboard answers with that
@@ -118,7 +119,8 @@ def registrations() -> list[Registration]:
             continue
         try:
             info = path.lstat()
-            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+                log.warning("castray_nb: ignoring %s: not a file of this user's, or writable by others", path)
                 continue
             data = json.loads(path.read_text(encoding="utf-8"))
             for entry in data.get("clusters", []):

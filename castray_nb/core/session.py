@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .actors import ActorRecord
 from .address import Address, cluster_key, is_this_machine, parse_address, split_hostport
+from .auth import Token
 from .cards import card, one_line
 from .client import ClusterClient, Reading
 from .discovery import ClusterInfo, DiscoveryReport, discover_report
@@ -29,7 +30,7 @@ from .errors import (
     UnknownCluster,
     UnknownJob,
 )
-from .jobs import JobRecord, checked_status, follow_logs, ordered, read_job, read_jobs, read_logs
+from .jobs import JobRecord, checked_status, follow_logs, ordered, read_job, read_jobs, read_logs, submission_client
 from .jobs import stop as stop_submitted
 from .jobs import submit as submit_job
 from .links import dashboard_link
@@ -37,7 +38,7 @@ from .local import LOST_GCS_DONE, LOST_GCS_GRACE_S, local_runtime
 from .nodes import ALIVE, NodeRecord, mark_unreachable, to_dataframe
 from .settings import Settings, load_settings
 
-Reader = Callable[[ClusterInfo, Settings], "ClusterReader"]
+Reader = Callable[[ClusterInfo, Settings, "Token | None"], "ClusterReader"]
 Discoverer = Callable[[Settings], DiscoveryReport]
 
 if TYPE_CHECKING:
@@ -157,6 +158,8 @@ class ClusterState:
             "alive_nodes": self.alive_nodes,
             "warnings": list(self.warnings),
             "note": self.info.note,
+            "owner": self.info.owner,
+            "other_user": self.info.other_user,
         }
 
 
@@ -168,8 +171,8 @@ class ClusterReader(Protocol):
     def actors(self, *, cluster: str, node_ids: list[str], state: str | None = None) -> Any: ...
 
 
-def _client(info: ClusterInfo, settings: Settings) -> ClusterReader:
-    return ClusterClient(info.gcs_address, info.dashboard_url, settings)
+def _client(info: ClusterInfo, settings: Settings, token: Token | None = None) -> ClusterReader:
+    return ClusterClient(info.gcs_address, info.dashboard_url, settings, token=token)
 
 
 @dataclass
@@ -177,6 +180,7 @@ class _Attachment:
     name: str
     info: ClusterInfo
     client: ClusterReader
+    token: Token | None = field(default=None, repr=False)  # given on purpose (connect(token=...)), else None
     next_read: int = 0  # sequence of reads started; a reading older than the applied one is dropped
     applied_read: int = -1
     rows: list[NodeRecord] = field(default_factory=list)
@@ -251,7 +255,13 @@ class Session:
     # --- attaching: the one path every front end takes ------------------------------
 
     def connect(
-        self, address: str | Address = "auto", *, name: str | None = None, driver: bool = False, refresh: bool = True
+        self,
+        address: str | Address = "auto",
+        *,
+        name: str | None = None,
+        driver: bool = False,
+        refresh: bool = True,
+        token: Token | str | None = None,
     ) -> ClusterState:
         """Resolve ``address`` to one verified cluster and attach it read-only; with
         ``driver=True`` also ``ray.init`` to it.
@@ -259,7 +269,9 @@ class Session:
         ``address``: ``host:port`` (GCS), ``http(s)://host:port`` (dashboard), a host
         alone (Ray's default ports), ``ray://host:port`` (driver only), a discovered
         session name, or ``auto`` (the only live cluster on this machine). ``name``
-        defaults to a short one (:func:`default_name`).
+        defaults to a short one (:func:`default_name`). ``token`` is a Ray auth token to
+        send this cluster on purpose; without it Ray's own token is sent only where
+        :func:`.auth.token_for` allows (never to another Unix user's processes).
 
         Raises :class:`InvalidAddress`, :class:`InvalidName`, :class:`AmbiguousAddress`
         (``auto`` with several clusters), :class:`NameTaken`, :class:`ClusterUnreachable`
@@ -271,35 +283,42 @@ class Session:
         parsed = address if isinstance(address, Address) else parse_address(address)
         if name is not None:
             name = checked_name(name)
+        given = given_token(token)
         if parsed.kind == "client":
             if not driver:
                 raise InvalidAddress(parsed.text, "ray:// addresses only serve a driver connection (driver=True)")
-            become_driver(parsed.url)
+            become_driver(parsed.url, token=given)
             self.refresh()
             return self._driver_state(parsed.url)
-        info = resolve(parsed, self.settings, discover=self._discovered)
+        info = resolve(parsed, self.settings, discover=self._discovered, token=given)
         with self._lock:
             self._check_free(info, name)
         if driver:
             if not info.gcs_address:
                 raise CastrayError(f"{info.name}: no GCS address known, so it cannot be joined as a driver")
-            become_driver(info.gcs_address)
-        return self.attach(info, name, refresh=refresh)
+            become_driver(info.gcs_address, token=given)
+        return self.attach(info, name, refresh=refresh, token=given)
 
-    def discover(self, *, connect: bool = False) -> list[ClusterInfo]:
+    def discover(self, *, connect: bool = False, all_users: bool | None = None) -> list[ClusterInfo]:
         """Every live cluster on this machine (with this session's settings); subscribers
-        hear of each the first time this session sees it.
+        hear of each the first time this session sees it. ``all_users`` (default: the
+        setting) also lists other Unix users' clusters here, each with its ``owner``.
 
         With ``connect=True`` attach every one of them (this is the one way to attach them
         all): what can be attached is, and each failure is kept, with its reason, in
-        :meth:`discover_report` (``attach_errors``) rather than stopping the rest.
+        :meth:`discover_report` (``attach_errors``) rather than stopping the rest. Other
+        users' clusters (listed with the ``all_users`` setting) are never attached so: only
+        by their address or session name, on purpose.
         """
-        report = self._discoverer(self.settings)
+        report = self._discoverer(self.settings.replace(all_users=all_users))
         self.note_discovered(report.clusters)
         attached: list[str] = []
         failures: list[tuple[str, str]] = []
         if connect:
             for info in report.clusters:
+                if info.other_user:
+                    failures.append((info.name, f"another user's cluster ({info.owner}): attach it by address"))
+                    continue
                 try:
                     attached.append(self.attach(info, refresh=False).name)
                 except CastrayError as exc:
@@ -318,7 +337,9 @@ class Session:
     def _discovered(self, settings: Settings) -> list[ClusterInfo]:
         return list(self._discoverer(settings).clusters)
 
-    def attach(self, info: ClusterInfo, name: str | None = None, *, refresh: bool = True) -> ClusterState:
+    def attach(
+        self, info: ClusterInfo, name: str | None = None, *, refresh: bool = True, token: Token | None = None
+    ) -> ClusterState:
         """Attach a verified cluster read-only. Re-attaching the same cluster is a no-op
         that returns its state. Most callers want :meth:`connect`, which verifies first."""
         if name is not None:
@@ -328,7 +349,7 @@ class Session:
             if existing is not None:
                 return existing.state()
             name = name or self._free_name(default_name(info))
-            attachment = _Attachment(name, info, self._reader(info, self.settings))
+            attachment = _Attachment(name, info, self._reader(info, self.settings, token), token)
             self._attached[name] = attachment
         self._emit([Event("cluster_attached", name, detail=info.gcs_address or info.dashboard_url or "")])
         if refresh:
@@ -654,7 +675,7 @@ class Session:
         def read(a: _Attachment) -> list[JobRecord]:
             if not a.info.dashboard_url:
                 raise ClusterUnreachable("it has no dashboard, and jobs are read from the dashboard's job API")
-            return read_jobs(a.info.dashboard_url, self.settings.http_timeout, cluster=a.name)
+            return read_jobs(a.info.dashboard_url, self.settings.http_timeout, cluster=a.name, token=a.token)
 
         found, skipped = _from_each(attachments, read, "castray-jobs")
         return ordered([j for j in found if status is None or j.status == status]), skipped
@@ -687,6 +708,11 @@ class Session:
     def job(self, job: str, *, cluster: str | None = None) -> tuple[JobRecord, str]:
         """A job by submission id (or job id) and its cluster's dashboard URL; looked for
         in ``cluster``, else in every attached cluster with a dashboard."""
+        record, attachment = self._job(job, cluster)
+        assert attachment.info.dashboard_url
+        return record, attachment.info.dashboard_url
+
+    def _job(self, job: str, cluster: str | None) -> tuple[JobRecord, _Attachment]:
         if not isinstance(job, str) or not job.strip():
             raise InvalidArgument("give a job's submission id (or job id)")
         attachments = [a for a in self._chosen(cluster) if a.info.dashboard_url]
@@ -696,9 +722,7 @@ class Session:
         for a in attachments:
             assert a.info.dashboard_url
             try:
-                return read_job(
-                    a.info.dashboard_url, job, self.settings.http_timeout, cluster=a.name
-                ), a.info.dashboard_url
+                return read_job(a.info.dashboard_url, job, self.settings.http_timeout, cluster=a.name, token=a.token), a
             except UnknownJob:
                 continue
             except CastrayError as exc:
@@ -709,13 +733,13 @@ class Session:
 
     def job_logs(self, job: str, *, cluster: str | None = None) -> str:
         """The logs of a submission job (see :meth:`job`)."""
-        record, url = self.job(job, cluster=cluster)
-        return read_logs(url, record, self.settings.http_timeout)
+        record, a = self._job(job, cluster)
+        return read_logs(str(a.info.dashboard_url), record, self.settings.http_timeout, token=a.token)
 
     def follow_job_logs(self, job: str, *, cluster: str | None = None) -> Generator[str, None, None]:
         """The logs of a submission job as they are written, until it ends."""
-        record, url = self.job(job, cluster=cluster)
-        return follow_logs(url, record, self.settings.http_timeout)
+        record, a = self._job(job, cluster)
+        return follow_logs(str(a.info.dashboard_url), record, self.settings.http_timeout, token=a.token)
 
     def submit(
         self, cluster: str, entrypoint: str, *, runtime_env: dict[str, Any] | None = None, **options: Any
@@ -727,14 +751,22 @@ class Session:
         (attachment,) = self._chosen(cluster)
         if not attachment.info.dashboard_url:
             raise InvalidArgument(f"{cluster} has no dashboard, and jobs are submitted through it")
-        return submit_job(attachment.info.dashboard_url, entrypoint, runtime_env=runtime_env, **options)
+        return submit_job(
+            attachment.info.dashboard_url,
+            entrypoint,
+            runtime_env=runtime_env,
+            client_factory=lambda url: submission_client(url, attachment.token),
+            **options,
+        )
 
     def stop_job(self, job: str, *, cluster: str | None = None) -> bool:
         """Ask the job's cluster to stop a submission job; True when it was running."""
-        record, url = self.job(job, cluster=cluster)
+        record, a = self._job(job, cluster)
         if not record.submission_id:
             raise InvalidArgument(f"job {record.key} is a DRIVER job: stop the process that runs it")
-        return stop_submitted(url, record.submission_id)
+        return stop_submitted(
+            str(a.info.dashboard_url), record.submission_id, client_factory=lambda url: submission_client(url, a.token)
+        )
 
     def _chosen(self, cluster: str | None) -> list[_Attachment]:
         with self._lock:
@@ -862,6 +894,15 @@ class Watch:
 
 
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def given_token(token: Token | str | None) -> Token | None:
+    """A token given on purpose, as a :class:`Token` (a string is the token itself)."""
+    if token is None or isinstance(token, Token):
+        return token
+    if not isinstance(token, str) or not token.strip():
+        raise InvalidArgument("token must be a non-empty string (the Ray auth token itself)")
+    return Token(token.strip(), "the token given")
 
 
 def checked_name(name: object) -> str:

@@ -16,6 +16,7 @@ key (config file)         environment variable        meaning
 ``remote``                CASTRAY_REMOTE               false: refuse addresses not on this machine
 ``dashboard_link``        CASTRAY_DASHBOARD_LINK       template of the dashboard links shown (see core/links.py)
 ``dashboard_writes``      CASTRAY_DASHBOARD_WRITES     true: the server's dashboard proxy passes non-GET requests
+``all_users``             CASTRAY_ALL_USERS            true: discovery also lists other Unix users' clusters here
 ========================  ==========================  =========================================
 
 The file is ``$CASTRAY_CONFIG`` or ``~/.config/castray_nb/config.json``; unknown keys
@@ -49,6 +50,7 @@ class Settings:
     remote: bool = True
     dashboard_link: str | None = None
     dashboard_writes: bool = False
+    all_users: bool = False
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -56,7 +58,7 @@ class Settings:
 
 _FLOATS = ("probe_timeout", "http_timeout", "gcs_timeout", "refresh_interval")
 _LISTS = {"temp_dirs": os.pathsep, "attach": ",", "sources": ","}
-_BOOLS = ("remote", "dashboard_writes")
+_BOOLS = ("remote", "dashboard_writes", "all_users")
 _ENV = {name: "CASTRAY_" + name.upper() for name in (*_FLOATS, *_LISTS, *_BOOLS, "node_limit", "dashboard_link")}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 

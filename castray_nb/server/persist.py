@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import tempfile
 import threading
 from pathlib import Path
@@ -29,8 +30,15 @@ def attachments_path() -> Path:
 
 
 def saved() -> list[dict[str, str]]:
+    """The attachments kept last time; none from a file that is not the user's own alone
+    (another user who could write it could make the server attach anything)."""
+    path = attachments_path()
     try:
-        data = json.loads(attachments_path().read_text(encoding="utf-8"))
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+            log.warning("castray_nb: ignoring %s: not a file of this user's, or writable by others", path)
+            return []
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
     entries = data.get("clusters", []) if isinstance(data, dict) else []
@@ -46,6 +54,7 @@ def save(session: Session) -> None:
     path = attachments_path()
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.parent.chmod(0o700)  # also when it was made before, with the umask's mode
         handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             json.dump({"clusters": entries}, out)

@@ -18,6 +18,8 @@ export interface ICluster {
   error: string | null;
   num_nodes: number;
   alive_nodes: number;
+  owner?: string | null; // the Unix user running it on this machine (null elsewhere)
+  other_user?: boolean; // another user's: never sent the user's Ray token
 }
 
 export interface IDiscovered {
@@ -27,6 +29,8 @@ export interface IDiscovered {
   ray_version: string | null;
   num_nodes: number | null;
   auth_required: boolean;
+  owner?: string | null;
+  other_user?: boolean;
 }
 
 export interface INode {

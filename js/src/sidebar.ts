@@ -299,6 +299,7 @@ export class CastraySidebar extends Widget {
         el('span', { class: 'castray-muted' }, ` Ray ${cluster.ray_version || '?'}`)
       ),
       el('div', { class: 'castray-line' }, `${state} · ${addressOf(cluster)}`),
+      ownerLine(cluster),
       el(
         'div',
         { class: 'castray-line castray-counts' },
@@ -367,6 +368,7 @@ export class CastraySidebar extends Widget {
         `Ray ${found.ray_version || '?'} · ${found.num_nodes === null ? '?' : found.num_nodes} node(s)` +
           (found.auth_required ? ' · token required' : '')
       ),
+      ownerLine(found),
       button('Attach', 'Attach this cluster in the Jupyter server', () => void this.attach(found))
     );
     const error = this.errors.get(found.name);
@@ -375,4 +377,20 @@ export class CastraySidebar extends Widget {
     }
     return row;
   }
+}
+
+/** Another Unix user's cluster says so, with the user: it is never sent this user's token. */
+function ownerLine(cluster: { owner?: string | null; other_user?: boolean }): HTMLElement | string {
+  if (!cluster.other_user) {
+    return '';
+  }
+  return el(
+    'div',
+    {
+      class: 'castray-line castray-owner',
+      'data-owner': cluster.owner || '',
+      title: "Another user's cluster on this machine: your Ray token is never sent to it"
+    },
+    `owner: ${cluster.owner || '?'} (another user)`
+  );
 }
