@@ -139,7 +139,9 @@ class LocalCluster:
 
     ``home`` gives the cluster a HOME of its own (so a token in the real home does
     not apply); ``token`` turns on token auth (``RAY_AUTH_MODE=token``) with that token;
-    ``dashboard_port=0`` lets Ray pick (8265, moving up when taken).
+    ``dashboard_port=0`` lets Ray pick (8265, moving up when taken). ``user`` runs its
+    nodes as another Unix user (through ``runuser``, so only root can): a cluster of
+    someone else on a shared machine, for tests.
     """
 
     def __init__(
@@ -154,8 +156,13 @@ class LocalCluster:
         gcs_port: int | None = None,
         client_port: int | None = None,
         env: dict[str, str] | None = None,
+        user: str | None = None,
     ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="castray-cluster-"))
+        self.user = user
+        if user:  # its files are its own: Ray writes its temp dir and HOME as that user
+            for folder in (self.root, *([Path(home)] if home else [])):
+                shutil.chown(folder, user)
         self.temp_dir = temp_dir or str(self.root / "ray")
         self.home = home
         self.token = token
@@ -193,6 +200,13 @@ class LocalCluster:
             env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=self.token)
         env.update(self.extra_env)
         return env
+
+    def _as_user(self, args: list[str]) -> list[str]:
+        """``args`` as the cluster's user; runuser sets HOME to that user's, so it is set again."""
+        if not self.user:
+            return args
+        runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin") or "runuser"
+        return [runuser, "-u", self.user, "--", "env", f"HOME={self.home or self.root}", *args]
 
     def _node_args(self) -> list[str]:
         # ray start refuses a port two components share: the head's own ports, the workers'
@@ -253,7 +267,7 @@ class LocalCluster:
             args += ["--dashboard-port", str(self.dashboard_port)]
         if self.dashboard:
             args += ["--dashboard-host", "127.0.0.1"]
-        self.head = LocalNode(args, self.environment(), self.root / "head.log")
+        self.head = LocalNode(self._as_user(args), self.environment(), self.root / "head.log")
         return self
 
     def wait_ready(self, timeout: float = _RAY_START_TIMEOUT) -> LocalCluster:
@@ -294,7 +308,9 @@ class LocalCluster:
         before = self.alive_nodes()
         for attempt in (1, 2):
             args = [_ray_executable(), "start", "--address", self.gcs_address, *self._node_args()]
-            worker = LocalNode(args, self.environment(), self.root / f"worker{len(self.workers)}-{attempt}.log")
+            worker = LocalNode(
+                self._as_user(args), self.environment(), self.root / f"worker{len(self.workers)}-{attempt}.log"
+            )
             self.workers.append(worker)
             try:
                 self.wait_for_nodes(before + 1, timeout, node=worker)

@@ -7,6 +7,7 @@ in the real home changes what a test sees, and nothing a test does leaks out.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -57,6 +58,21 @@ def clusters() -> Iterator[Clusters]:
         for cluster in launched:
             cluster.stop()
         shutil.rmtree(custom_temp, ignore_errors=True)
+
+
+TOKEN = secrets.token_hex(32)  # the token of this user's token-protected test cluster
+
+
+@pytest.fixture(scope="session")
+def token_cluster() -> Iterator[LocalCluster]:
+    """A head of this user's that requires :data:`TOKEN` (``RAY_AUTH_MODE=token``)."""
+    home = tempfile.mkdtemp(prefix="castray-token-home-")
+    cluster = LocalCluster(home=home, token=TOKEN)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ import io
 import json
 import logging
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -32,6 +31,7 @@ from castray_nb.core.errors import AuthRequired, CastrayError, ClusterUnreachabl
 from castray_nb.core.session import Session
 from castray_nb.core.settings import Settings
 from castray_nb.launch import LocalCluster, free_ports
+from tests.conftest import TOKEN
 from tests.servers import not_ray_http, silent_server
 
 PACKAGE = Path(castray_nb.__file__).parent
@@ -253,19 +253,6 @@ def test_a_frozen_dashboard_falls_back_to_the_gcs(head) -> None:
 
 
 # --- 4. token-protected clusters -------------------------------------------------------
-
-TOKEN = secrets.token_hex(32)
-
-
-@pytest.fixture(scope="module")
-def token_cluster() -> Iterator[LocalCluster]:
-    home = tempfile.mkdtemp(prefix="castray-token-home-")
-    cluster = LocalCluster(home=home, token=TOKEN)
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

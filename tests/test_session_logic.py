@@ -81,7 +81,7 @@ def world() -> Iterator[SimpleNamespace]:
     def discoverer(settings: Settings) -> DiscoveryReport:
         return DiscoveryReport(clusters=tuple(state.found))
 
-    def reader(cluster: ClusterInfo, settings: Settings) -> FakeReader:
+    def reader(cluster: ClusterInfo, settings: Settings, token: object = None) -> FakeReader:
         if cluster.name in state.broken:
             raise CastrayError(f"{cluster.name} cannot be read here")
         return state.readers.setdefault(cluster.name, FakeReader(cluster.name))
@@ -247,7 +247,7 @@ def test_node_events_follow_a_worker_joining_and_dying(world: SimpleNamespace) -
 
 def test_closing_a_session_ends_its_watches_subscribers_and_thread(world: SimpleNamespace) -> None:
     world.found = [info(6379)]
-    with Session(Settings(), reader=lambda i, s: FakeReader(), discoverer=lambda s: DiscoveryReport(())) as session:
+    with Session(Settings(), reader=lambda i, s, t: FakeReader(), discoverer=lambda s: DiscoveryReport(())) as session:
         session.attach(world.found[0])
         session.watch(0.2)
         session.subscribe(lambda e: None)
