@@ -141,7 +141,8 @@ class LocalCluster:
     not apply); ``token`` turns on token auth (``RAY_AUTH_MODE=token``) with that token;
     ``dashboard_port=0`` lets Ray pick (8265, moving up when taken). ``user`` runs its
     nodes as another Unix user (through ``runuser``, so only root can): a cluster of
-    someone else on a shared machine, for tests.
+    someone else on a shared machine, for tests. ``ray`` is the ``ray`` executable of
+    another installation, for a cluster of another Ray version.
     """
 
     def __init__(
@@ -157,9 +158,11 @@ class LocalCluster:
         client_port: int | None = None,
         env: dict[str, str] | None = None,
         user: str | None = None,
+        ray: str | None = None,
     ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="castray-cluster-"))
         self.user = user
+        self.ray = ray or _ray_executable()
         if user:  # its files are its own: Ray writes its temp dir and HOME as that user
             for folder in (self.root, *([Path(home)] if home else [])):
                 shutil.chown(folder, user)
@@ -250,7 +253,7 @@ class LocalCluster:
     def launch(self) -> LocalCluster:
         """Start the head's process and return at once (see :meth:`wait_ready`)."""
         args = [
-            _ray_executable(),
+            self.ray,
             "start",
             "--head",
             "--temp-dir",
@@ -307,7 +310,7 @@ class LocalCluster:
         """
         before = self.alive_nodes()
         for attempt in (1, 2):
-            args = [_ray_executable(), "start", "--address", self.gcs_address, *self._node_args()]
+            args = [self.ray, "start", "--address", self.gcs_address, *self._node_args()]
             worker = LocalNode(
                 self._as_user(args), self.environment(), self.root / f"worker{len(self.workers)}-{attempt}.log"
             )

@@ -108,8 +108,12 @@ def _read_with_rays_client(address: str, timeout: float, with_nodes: bool) -> Gc
 
 
 def _read(address: str, timeout: float, with_nodes: bool) -> GcsReading:
+    import ray.exceptions
     from ray._raylet import GcsClient  # type: ignore[attr-defined]
-    from ray.exceptions import AuthenticationError, RpcError
+    from ray.exceptions import RpcError
+
+    # Rays before token auth (2.40) have no AuthenticationError: nothing then raises it.
+    AuthenticationError = getattr(ray.exceptions, "AuthenticationError", _NeverRaised)  # noqa: N806
 
     # Ray's client sends the token of this process's token mode to every GCS: to another
     # user's it must not go, so it is not read with that mode on, and never turns it on.
@@ -137,6 +141,10 @@ def _read(address: str, timeout: float, with_nodes: bool) -> GcsReading:
         raise AuthRequired(f"the GCS at {address} rejected the Ray auth token from {source}") from None
     except RpcError as exc:
         raise ClusterUnreachable(f"no GCS answers at {address} ({_first_line(exc)})") from None
+
+
+class _NeverRaised(Exception):
+    """Stands in for an exception class the installed Ray does not have."""
 
 
 def _read_with(client_type: Any, address: str, timeout: float, with_nodes: bool) -> GcsReading:
