@@ -59,24 +59,31 @@ class Neighbour:
 
 
 @pytest.fixture(scope="module")
-def neighbour(token_cluster: LocalCluster) -> Iterator[Neighbour]:
+def other_user() -> Iterator[User]:
+    """Another Unix user, who may run this environment's Python for the module's length."""
     with unix_user() as user, reachable_by_everyone(*python_paths(), sys.prefix, castray_nb.__file__):
-        homes = [tempfile.mkdtemp(prefix="castray-other-home-") for _ in range(2)]
-        clusters = [LocalCluster(home=homes[0], user=user.name),
-                    LocalCluster(home=homes[1], user=user.name, token=THEIR_TOKEN)]  # fmt: skip
-        launched: list[LocalCluster] = []
-        try:
-            for cluster in clusters:
-                launched.append(cluster.launch())
-            with spoof(user, SPOOF_SESSION) as posing:
-                for cluster in launched:
-                    cluster.wait_ready()
-                yield Neighbour(user, clusters[0], clusters[1], posing)
-        finally:
+        yield user
+
+
+@pytest.fixture(scope="module")
+def neighbour(other_user: User, token_cluster: LocalCluster) -> Iterator[Neighbour]:
+    """The other user's processes; pytest stops them before it removes the user."""
+    homes = [tempfile.mkdtemp(prefix="castray-other-home-") for _ in range(2)]
+    clusters = [LocalCluster(home=homes[0], user=other_user.name),
+                LocalCluster(home=homes[1], user=other_user.name, token=THEIR_TOKEN)]  # fmt: skip
+    launched: list[LocalCluster] = []
+    try:
+        for cluster in clusters:
+            launched.append(cluster.launch())
+        with spoof(other_user, SPOOF_SESSION) as posing:
             for cluster in launched:
-                cluster.stop()
-            for home in homes:
-                shutil.rmtree(home, ignore_errors=True)
+                cluster.wait_ready()
+            yield Neighbour(other_user, clusters[0], clusters[1], posing)
+    finally:
+        for cluster in launched:
+            cluster.stop()
+        for home in homes:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
@@ -135,6 +142,18 @@ def test_a_listening_socket_is_told_apart_by_its_user(
     assert token_for("10.213.0.9", 6379).token == Token(TOKEN, "~/.ray/auth_token")
     given = Token("on-purpose", "the token given")
     assert token_for("127.0.0.1", neighbour.spoof.dashboard_port, given).token is given
+
+
+def test_a_cluster_whose_parts_belong_to_two_users_is_taken_as_the_other_users(other_user: User) -> None:
+    from castray_nb.core.discovery import _hidden, _owner
+
+    both = {os.geteuid(), other_user.uid}
+    owner, note = _owner(both)
+    assert owner == other_user.name and note and current_user() in note and other_user.name in note
+    assert _hidden(both, Settings()) and other_user.name in str(_hidden(both, Settings()))
+    assert _hidden(both, Settings(all_users=True)) is None
+    assert _owner({os.geteuid()}) == (current_user(), None) and _hidden({os.geteuid()}, Settings()) is None
+    assert ClusterInfo("s", None, None, None, None, None, False, (), owner=owner).other_user
 
 
 # --- discovery, as the CLI and Python meet it -------------------------------------------

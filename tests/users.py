@@ -54,8 +54,28 @@ def unix_user() -> Iterator[User]:
     try:
         yield User(name, pwd.getpwnam(name).pw_uid)
     finally:
-        subprocess.run([tool("pkill"), "-KILL", "-u", name], check=False, capture_output=True)
-        subprocess.run([tool("userdel"), name], check=False, capture_output=True)
+        _remove_user(name)
+
+
+def _remove_user(name: str) -> None:
+    """Kill what the user still runs, wait until it is gone (userdel refuses a user with a
+    live process), then delete the user; fail loudly if it stays."""
+    import psutil
+
+    uid = pwd.getpwnam(name).pw_uid
+    deadline = time.monotonic() + 30
+    while True:
+        left = [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid]
+        for process in left:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        psutil.wait_procs(left, timeout=2)
+        removed = subprocess.run([tool("userdel"), name], check=False, capture_output=True, text=True)
+        if removed.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"userdel {name} failed: {removed.stderr.strip()}")
+        time.sleep(0.5)
 
 
 @contextlib.contextmanager
