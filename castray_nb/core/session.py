@@ -268,7 +268,7 @@ class Session:
 
         ``address``: ``host:port`` (GCS), ``http(s)://host:port`` (dashboard), a host
         alone (Ray's default ports), ``ray://host:port`` (driver only), a discovered
-        session name, or ``auto`` (the only live cluster on this machine). ``name``
+        session name, or ``auto`` (this user's only live cluster on this machine). ``name``
         defaults to a short one (:func:`default_name`). ``token`` is a Ray auth token to
         send this cluster on purpose; without it Ray's own token is sent only where
         :func:`.auth.token_for` allows (never to another Unix user's processes).
