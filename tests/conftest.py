@@ -29,7 +29,7 @@ os.environ["HOME"] = HOME
 os.environ["XDG_CONFIG_HOME"] = os.path.join(HOME, ".config")
 for _var in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE", "RAY_ADDRESS", "CASTRAY_CONFIG"):
     os.environ.pop(_var, None)
-for _var in [v for v in os.environ if v.startswith("CASTRAY_") and v != "CASTRAY_TEST_ISOLATED"]:
+for _var in [v for v in os.environ if v.startswith("CASTRAY_") and not v.startswith("CASTRAY_TEST_")]:
     os.environ.pop(_var)
 os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
 
