@@ -23,7 +23,7 @@ import castray_nb.api as api
 from castray_nb.core.errors import InvalidArgument, UnknownJob
 from castray_nb.core.jobs import JOB_COLUMNS, job_from_api, ordered
 from castray_nb.core.session import Event, Session, job_events
-from castray_nb.launch import LocalCluster, _ray_executable
+from castray_nb.launch import LocalCluster
 from tests.conftest import HOME, wait_until
 from tests.jupyter import jupyter_server
 from tests.test_notebook_face import run, shell  # noqa: F401 (the fixture)
@@ -34,10 +34,12 @@ TICKS = "import time\nfor i in range({n}):\n    print('tick', i, flush=True)\n  
 
 
 def ray_job_submit(cluster: LocalCluster, submission_id: str, code: str) -> None:
-    """``ray job submit --no-wait`` from another process, as a user would."""
+    """``ray job submit --no-wait`` from another process, with the cluster's own Ray (its
+    ``ray`` and the Python beside it), as a user would."""
     assert cluster.dashboard_url
-    command = [_ray_executable(), "job", "submit", "--address", cluster.dashboard_url, "--submission-id",
-               submission_id, "--no-wait", "--", sys.executable, "-c", code]  # fmt: skip
+    python = str(Path(cluster.ray).with_name("python"))
+    command = [cluster.ray, "job", "submit", "--address", cluster.dashboard_url, "--submission-id",
+               submission_id, "--no-wait", "--", python, "-c", code]  # fmt: skip
     result = subprocess.run(command, env={**os.environ, "HOME": HOME}, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
 

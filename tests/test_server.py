@@ -68,13 +68,14 @@ def call(
     token: str | None = "right",
     headers: dict[str, str] | None = None,
     opener: urllib.request.OpenerDirector | None = None,
+    root: str = API,
 ) -> tuple[int, Any]:
-    """One request; returns (status, parsed JSON body)."""
+    """One request to ``root + path`` (the REST API's by default); returns (status, parsed JSON body)."""
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     all_headers = dict(headers or {})
     if token is not None:
         all_headers["Authorization"] = f"token {server.token if token == 'right' else token}"
-    request = urllib.request.Request(server.url + API + path, data=data, method=method, headers=all_headers)
+    request = urllib.request.Request(server.url + root + path, data=data, method=method, headers=all_headers)
     if method in ("POST", "DELETE") and data is None:
         request.data = b""
     try:

@@ -38,6 +38,7 @@ from castray_nb.core.settings import Settings
 from castray_nb.launch import LocalCluster
 from tests.conftest import TOKEN, wait_until
 from tests.jupyter import jupyter_server
+from tests.test_server import call
 from tests.users import Spoof, User, python_paths, reachable_by_everyone, spoof, unix_user
 
 pytestmark = pytest.mark.slow
@@ -330,36 +331,25 @@ def test_registry_and_attachment_files_not_ours_alone_are_ignored(
 # --- the server, its proxy and the sidebar ----------------------------------------------
 
 
-def _api(server: Any, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(f"{server.url}/castray/{path}", method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"token {server.token}"})  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=60) as reply:
-            return reply.status, json.loads(reply.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
 def test_the_server_discovers_ours_lists_theirs_when_set_and_proxies_theirs_only_when_attached(
     neighbour: Neighbour, token_cluster: LocalCluster, our_home: Path
 ) -> None:
     with jupyter_server(env={"HOME": str(our_home)}) as server:
-        status, reply = _api(server, "POST", "api/cluster/discover-external", {"attach": True})
+        status, reply = call(server, "POST", "/cluster/discover-external", {"attach": True})
         assert status == 200, reply
         assert by_gcs(reply["clusters"], token_cluster.gcs_address)["num_nodes"] == 1
         assert not [c for c in reply["clusters"] if c["other_user"]]
     with jupyter_server(env={"HOME": str(our_home), "CASTRAY_ALL_USERS": "true"}) as server:
-        status, reply = _api(server, "POST", "api/cluster/discover-external", {"attach": True})
+        status, reply = call(server, "POST", "/cluster/discover-external", {"attach": True})
         assert status == 200, reply
         posing = by_gcs(reply["clusters"], neighbour.spoof.gcs_address)
         assert posing["owner"] == neighbour.user.name and posing["other_user"] is True
         assert SPOOF_SESSION in {e["name"] for e in reply["attach_errors"]}
-        status, reply = _api(server, "GET", f"dashboard/{SPOOF_SESSION}/api/jobs/")
+        status, reply = call(server, "GET", f"/castray/dashboard/{SPOOF_SESSION}/api/jobs/", root="")
         assert status == 404 and reply["error"] == "unknown_cluster", "served a dashboard nobody attached"
 
         connect = {"cluster_address": neighbour.spoof.dashboard_url, "name": "spoof"}
-        status, reply = _api(server, "POST", "api/cluster/connect-external", connect)
+        status, reply = call(server, "POST", "/cluster/connect-external", connect)
         assert status == 200 and reply["cluster"]["owner"] == neighbour.user.name, reply
         link = reply["cluster"]["dashboard_link"]
         request = urllib.request.Request(f"{server.url}{link}api/jobs/")

@@ -10,8 +10,6 @@ proxy and the sidebar.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -28,6 +26,8 @@ from castray_nb.core.settings import Settings
 from castray_nb.launch import LocalCluster
 from tests.conftest import HOME, INSTALLED_RAY, other_ray_version, wait_until
 from tests.jupyter import jupyter_server
+from tests.test_jobs import ray_job_submit
+from tests.test_server import call
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "versions"
@@ -84,18 +84,9 @@ def test_nodes_and_usage_through_the_dashboard_and_the_gcs(old: OtherRay, settin
     wait_until(lambda: any(r.CPU_used is not None for r in client.read(cluster="old").nodes), 60)
 
 
-def _ray_job_submit(old: OtherRay, submission_id: str, code: str) -> None:
-    """``ray job submit`` with that Ray's own CLI, as its users would."""
-    python = str(Path(old.ray).with_name("python"))
-    command = [old.ray, "job", "submit", "--address", old.head.dashboard_url or "", "--submission-id",
-               submission_id, "--no-wait", "--", python, "-c", code]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": HOME})
-    assert result.returncode == 0, result.stderr[-2000:]
-
-
 def test_jobs_logs_and_actors(old: OtherRay, settings: Settings) -> None:
     job = f"old-{time.time_ns()}"
-    _ray_job_submit(old, job, "print('hello from the old ray')")
+    ray_job_submit(old.head, job, "print('hello from the old ray')")
     with Session(settings) as session:
         session.connect(old.head.dashboard_url or "", name="old")
         wait_until(lambda: session.job(job)[0].status == "SUCCEEDED", 120, 1)
@@ -123,11 +114,10 @@ def test_the_proxy_and_the_sidebar_show_it(old: OtherRay) -> None:
     args = ("--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             "--LabApp.expose_app_in_browser=True")  # fmt: skip
     with jupyter_server("jupyterlab", env={"HOME": HOME}, args=args) as lab:
-        body = json.dumps({"cluster_address": old.head.dashboard_url, "name": "old"}).encode()
-        request = urllib.request.Request(f"{lab.url}/castray/api/cluster/connect-external", data=body, method="POST",
-                                         headers={"Authorization": f"token {lab.token}"})  # fmt: skip
-        with urllib.request.urlopen(request, timeout=60) as reply:
-            cluster: dict[str, Any] = json.loads(reply.read())["cluster"]
+        status, reply = call(lab, "POST", "/cluster/connect-external",
+                             {"cluster_address": old.head.dashboard_url, "name": "old"})  # fmt: skip
+        assert status == 200, reply
+        cluster: dict[str, Any] = reply["cluster"]
         assert cluster["ray_version"] == old.version and cluster["dashboard_link"]
         status, text = _get(f"{lab.url}{cluster['dashboard_link']}api/version", lab.token)
         assert status == 200 and json.loads(text)["ray_version"] == old.version

@@ -40,7 +40,7 @@ class Holder:
     @property
     def own(self) -> bool:
         """Whether something listens there and all of it is this user's."""
-        return bool(self.uids) and self.uids == {os.geteuid()}
+        return self.uids == {os.geteuid()}
 
     @property
     def others(self) -> list[str]:
