@@ -54,8 +54,8 @@ _WHERE = {
     "submit": "castray_nb.api",
     "panel": "castray_nb.widgets",
     "ClusterInfo": "castray_nb.core.discovery",
-    "ClusterState": "castray_nb.core.session",
-    "Event": "castray_nb.core.session",
+    "ClusterState": "castray_nb.core.model",
+    "Event": "castray_nb.core.model",
 }
 
 __all__ = [

@@ -8,16 +8,18 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from .core.connector import driver_address, leave_driver
-from .core.discovery import ClusterInfo, DiscoveryReport
+from .core.discovery import DiscoveryReport, Found
 from .core.errors import CastrayError, InvalidArgument
 from .core.links import jupyter_context
+from .core.model import ClusterState, Event
 from .core.registry import KernelRegistry
-from .core.session import ClusterState, Event, Session
+from .core.session import Session
 
 if TYPE_CHECKING:
     import pandas as pd
 
 _default: Session | None = None
+_last_report: DiscoveryReport | None = None
 _default_lock = threading.Lock()
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,12 @@ def _register_with_server(s: Session) -> None:
     if jupyter_context() is None:
         return
     registry = KernelRegistry()
+    writing = threading.Lock()  # one write at a time, each of the state in its turn: the newest lands last
 
     def rewrite(event: Event | None = None) -> None:
         if event is None or event.kind in ("cluster_attached", "cluster_detached"):
-            registry.write((c.session_name or c.info.name, c.name, c.dashboard_url) for c in s.clusters())
+            with writing:
+                registry.write((c.session_name or c.info.name, c.name, c.dashboard_url) for c in s.clusters())
 
     s.subscribe(rewrite)
     rewrite()
@@ -66,29 +70,35 @@ def _attach_on_start(s: Session) -> None:
             log.warning("could not attach %s on start: %s", address, exc)
 
 
-def discover(*, connect: bool = False, all_users: bool | None = None) -> list[ClusterInfo]:
+def discover(*, connect: bool = False, all_users: bool | None = None) -> Found:
     """Every live Ray cluster on this machine that is yours; with ``connect=True`` attach
     them all.
 
-    Attaching goes on past a cluster that cannot be attached; :func:`discover_report`
-    says which and why. ``all_users=True`` (or the ``all_users`` setting) also lists other
-    Unix users' clusters on this machine, each with its ``owner``; those are never attached
+    It is a list, and its ``report`` says what this discovery rejected and why, which
+    sources failed, and which clusters could not be attached (attaching goes on past
+    them); :func:`discover_report` gives the report of this process's last call.
+    ``all_users=True`` (or the ``all_users`` setting) also lists other Unix users'
+    clusters on this machine, each with its ``owner``; those are never attached
     by ``connect=True`` and never sent your Ray token.
 
     >>> import castray_nb
     >>> [c.name for c in castray_nb.discover()]     # doctest: +SKIP
     ['session_2026-11-28_10-00-00_123456_4242']
     """
-    return session().discover(connect=connect, all_users=all_users)
+    global _last_report
+    found = session().discover(connect=connect, all_users=all_users)
+    _last_report = found.report
+    return found
 
 
 def discover_report() -> DiscoveryReport | None:
-    """What the last :func:`discover` found, rejected, attached and failed to attach.
+    """What this process's last :func:`discover` found, rejected, attached and failed to
+    attach: a convenience for the notebook; code that discovers uses ``found.report``.
 
     >>> castray_nb.discover(connect=True); castray_nb.discover_report().attach_errors  # doctest: +SKIP
     ()
     """
-    return session().discover_report()
+    return _last_report
 
 
 def connect(

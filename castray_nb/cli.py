@@ -170,8 +170,7 @@ def _session(args: argparse.Namespace, settings: Any) -> Any:
 
 def _discover_and_attach(session: Any) -> Any:
     """``discover --connect``: attach every cluster found; a warning line per failure."""
-    session.discover(connect=True)
-    report = session.discover_report()
+    report = session.discover(connect=True).report
     for name, why in report.attach_errors:
         print(f"castray-nb: warning: could not attach {name}: {why}", file=sys.stderr)
     return report
@@ -218,6 +217,7 @@ def _actors(args: argparse.Namespace, settings: Any) -> int:
 
 def _jobs(args: argparse.Namespace, settings: Any) -> int:
     from .core.jobs import checked_status, job_to_json
+    from .core.times import full
 
     status = checked_status(args.status)  # checked before any traffic
     session = _session(args, settings)
@@ -229,11 +229,11 @@ def _jobs(args: argparse.Namespace, settings: Any) -> int:
     elif found:
         rows = [
             (j.cluster[-24:], j.key[:28], j.type, j.status,
-             j.start_time.strftime("%Y-%m-%d %H:%M:%S") if j.start_time else "-",
+             full(j.start_time),
              f"{j.duration_s:.1f}" if j.duration_s is not None else "-", j.entrypoint.replace("\n", " ")[:40])
             for j in found
         ]  # fmt: skip
-        print(_table(("CLUSTER", "JOB", "TYPE", "STATUS", "STARTED (UTC)", "SECONDS", "ENTRYPOINT"), rows))
+        print(_table(("CLUSTER", "JOB", "TYPE", "STATUS", "STARTED", "SECONDS", "ENTRYPOINT"), rows))
     else:
         print("No jobs.")
     return 0

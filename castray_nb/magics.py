@@ -141,8 +141,7 @@ def _discover(args: Any) -> Any:
     import pandas as pd
 
     found = _api().discover(connect=args.connect, all_users=args.all_users or None)
-    report = _api().discover_report()
-    for name, why in report.attach_errors if report else ():
+    for name, why in found.report.attach_errors:
         print(f"castray: could not attach {name}: {why}", file=sys.stderr)
     if args.json:
         return [c.to_json() for c in found]

@@ -108,10 +108,18 @@ def test_nothing_but_invalid_address_escapes(text: str) -> None:
     st.text(alphabet="0123456789-+ ", max_size=8),
 )
 def test_address_shaped_garbage_is_rejected_cleanly(scheme: str, host: str, port: str) -> None:
+    """Rejected with one line that names the input, or accepted only as what it says."""
+    text = f"{scheme}{host}:{port}"
     try:
-        parse_address(f"{scheme}{host}:{port}")
-    except InvalidAddress:
-        pass
+        address = parse_address(text)
+    except InvalidAddress as exc:
+        assert "\n" not in str(exc) and str(exc).strip()
+        return
+    assert scheme != "ftp://", "an unknown scheme is never accepted"
+    assert not set(address.host) & set(" ;$_"), f"{address.host!r}: not a host name"
+    given = int(port) if port.strip() else {"http://": 80, "https://": 443, "ray://": 10001}[scheme]  # its default
+    assert address.port == given and 0 < address.port < 65536, "the port is the digits given"
+    assert address.kind == {"": "gcs", "http://": "dashboard", "https://": "dashboard", "ray://": "client"}[scheme]
 
 
 def test_this_machine() -> None:

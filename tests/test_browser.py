@@ -124,11 +124,11 @@ def test_the_panel_composes_in_a_vbox_and_a_rerun_cell_leaves_one(lab, two_clust
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     name = _notebook(lab["root"], [
         # (the kernel's registration with the Jupyter server is a subscriber from the start)
-        "%load_ext castray_nb\nimport castray_nb, ipywidgets as W\nbase = len(castray_nb.session()._subscribers)",
+        "%load_ext castray_nb\nimport castray_nb, ipywidgets as W\nbase = len(castray_nb.session().bus)",
         f"castray_nb.connect({first.gcs_address!r})",
         "W.VBox([W.HTML('<b>My Ray dashboard</b>'), castray_nb.panel(interval=1)])",
         "import castray_nb.cells as cells\ns = castray_nb.session()\n"
-        "print('left:', len(cells.owned()), len(s._watches), len(s._subscribers) - base)",
+        "print('left:', len(cells.owned()), len(s.scheduler.watches), len(s.bus) - base)",
     ], "compose.ipynb")  # fmt: skip
     head_id = _head_id(first)
     with _notebook_page(lab, name, {"width": 1700, "height": 1100}) as page:

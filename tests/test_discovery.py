@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -113,6 +115,29 @@ def test_a_failing_source_is_recorded_and_the_others_still_answer(head, settings
     assert report.source_errors["broken"] == "RuntimeError: boom"
     (info,) = ours(list(report.clusters), head)
     assert "plugin" in info.sources, "the plug-in's localhost:port must merge with the process's ip:port"
+
+
+def test_a_source_past_its_deadline_is_left_behind_and_said_so(head, settings, monkeypatch) -> None:
+    """As dask-ctl gives each source 5 s: a plug-in that hangs costs one deadline, no more,
+    what it yielded by then still counts, and the report says why it stopped counting."""
+    released = threading.Event()
+
+    def hanging(ctx: object) -> Iterator[Candidate]:
+        yield Candidate("hanging", gcs_address=head.gcs_address)
+        released.wait(60)
+
+    monkeypatch.setitem(sources_module._BUILTIN, "hanging", hanging)
+    started = time.monotonic()
+    try:
+        report = discover_report(settings.replace(source_timeout=1.5))
+    finally:
+        took = time.monotonic() - started
+        released.set()
+    assert took < 1.5 + 1.0, f"discovery took {took:.2f} s with a 1.5 s source deadline"
+    assert "no answer within its 1.5 s deadline" in report.source_errors["hanging"]
+    assert "1 found by then kept" in report.source_errors["hanging"]
+    (info,) = ours(list(report.clusters), head)
+    assert "hanging" in info.sources and "processes" in info.sources, "the other sources' finds stand"
 
 
 def test_selecting_sources_and_naming_an_unknown_one(head, settings) -> None:

@@ -20,9 +20,11 @@ from typing import Any
 import pytest
 
 import castray_nb.api as api
+from castray_nb.core.changes import job_events
 from castray_nb.core.errors import InvalidArgument, UnknownJob
 from castray_nb.core.jobs import JOB_COLUMNS, job_from_api, ordered
-from castray_nb.core.session import Event, Session, job_events
+from castray_nb.core.model import Event
+from castray_nb.core.session import Session
 from castray_nb.launch import LocalCluster
 from tests.conftest import HOME, wait_until
 from tests.jupyter import jupyter_server

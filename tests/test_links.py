@@ -13,7 +13,9 @@ from castray_nb.core import links, registry
 from castray_nb.core.auth import Token
 from castray_nb.core.errors import ConfigError
 from castray_nb.core.settings import Settings, load_settings
-from castray_nb.server.proxy import ProxyError, Redactor, Targets, rewrite_location, upstream_path
+from castray_nb.server.errors import ApiError
+from castray_nb.server.rewrite import Redactor, rewrite_location, upstream_path
+from castray_nb.server.targets import Targets
 
 
 @pytest.mark.parametrize(
@@ -28,7 +30,7 @@ def test_paths_stay_below_the_dashboards_root(raw: str, expected: str) -> None:
 
 @pytest.mark.parametrize("raw", ["/..", "/a/../b", "/%2e%2e/x", "/.%2E", "/a%2fb", "/a%5Cb", "/a%0d%0ab", "/a%00"])
 def test_traversal_and_control_characters_are_refused(raw: str) -> None:
-    with pytest.raises(ProxyError) as refused:
+    with pytest.raises(ApiError) as refused:
         upstream_path(raw)
     assert refused.value.status_code == 400 and refused.value.code == "bad_path"
 
@@ -102,10 +104,11 @@ def test_registrations_are_private_and_go_with_their_kernel(tmp_path, monkeypatc
     assert registry.registrations() == []
 
 
-def test_the_server_refuses_a_registered_remote_cluster_when_remote_is_off(monkeypatch) -> None:
-    targets = Targets()
-    monkeypatch.setattr(targets, "settings", lambda: Settings(remote=False))
-    with pytest.raises(ProxyError) as refused:
+def test_the_server_refuses_a_registered_remote_cluster_when_remote_is_off() -> None:
+    from castray_nb.core.session import Session
+
+    targets = Targets(Session(Settings(remote=False)))
+    with pytest.raises(ApiError) as refused:
         targets._verify("session_x", "http://10.213.0.9:8265", "registered by a kernel")  # refused before any traffic
     assert refused.value.status_code == 403 and refused.value.code == "remote_refused"
 

@@ -13,9 +13,11 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 import castray_nb.api as api
-from castray_nb.core.session import ClusterState, Session
+from castray_nb.core.model import ClusterState
+from castray_nb.core.render import render_table
+from castray_nb.core.session import Session
 from castray_nb.launch import LocalCluster, free_ports
-from castray_nb.widgets import Panel, render_table
+from castray_nb.widgets import Panel
 from tests.conftest import HOME, wait_until
 
 

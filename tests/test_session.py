@@ -13,7 +13,8 @@ import pytest
 
 from castray_nb.core.connector import resolve
 from castray_nb.core.errors import ClusterUnreachable, InvalidAddress
-from castray_nb.core.session import Event, Session
+from castray_nb.core.model import Event
+from castray_nb.core.session import Session
 from castray_nb.launch import LocalCluster, free_ports
 from tests.conftest import HOME, wait_until
 

@@ -25,8 +25,10 @@ from castray_nb.core.errors import (
     InvalidName,
     NameTaken,
 )
+from castray_nb.core.model import Event
+from castray_nb.core.naming import checked_name, default_name
 from castray_nb.core.nodes import NodeRecord
-from castray_nb.core.session import Event, Session, checked_name, default_name
+from castray_nb.core.session import Session
 from castray_nb.core.settings import Settings
 
 NOW = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
@@ -177,11 +179,33 @@ def test_discover_connect_attaches_what_it_can_and_reports_each_failure(world: S
     found = world.session.discover(connect=True)
     assert len(found) == 3
     assert sorted(c.name for c in world.session.clusters()) == ["ray-6379", "ray-6381"]
-    report = world.session.discover_report()
-    assert report is not None
+    report = found.report
     assert report.attached == ("ray-6379", "ray-6381")
     assert report.attach_errors == ((world.found[1].name, f"{world.found[1].name} cannot be read here"),)
     assert all(c.reachable for c in world.session.clusters())  # and they were read
+
+
+def test_two_discoveries_at_once_each_get_their_own_report() -> None:
+    """The report comes back with what it found: a discovery running meanwhile (the
+    server's proxy looks clusters up by discovering) cannot swap it."""
+    slow = threading.Event()
+
+    def discoverer(settings: Settings) -> DiscoveryReport:
+        if settings.all_users:
+            slow.wait(5)  # still running while the other one starts and ends
+            return DiscoveryReport((info(6379), info(6380)), rejected=(("everyone's", "asked for all users"),))
+        slow.set()
+        return DiscoveryReport((info(6381),), rejected=(("mine", "only mine"),))
+
+    with Session(Settings(), reader=lambda i, s, t: FakeReader(i.name), discoverer=discoverer) as session:
+        results: dict[str, Any] = {}
+        everyone = threading.Thread(target=lambda: results.update(all=session.discover(all_users=True)))
+        everyone.start()
+        results["mine"] = session.discover()
+        everyone.join(10)
+    assert [c.name for c in results["mine"]] == [info(6381).name]
+    assert results["mine"].report.rejected == (("mine", "only mine"),)
+    assert len(results["all"]) == 2 and results["all"].report.rejected == (("everyone's", "asked for all users"),)
 
 
 # --- readings: stale ones dropped, UNREACHABLE, events -----------------------------------
@@ -262,8 +286,7 @@ def test_closing_a_session_ends_its_watches_subscribers_and_thread(world: Simple
 
 
 def _counts(session: Session) -> tuple[int, int]:
-    with session._lock:
-        return len(session._watches), len(session._subscribers)
+    return len(session.scheduler.watches), len(session.bus)
 
 
 def test_the_panel_is_a_widget_that_composes(world: SimpleNamespace) -> None:
@@ -279,7 +302,7 @@ def test_the_panel_is_a_widget_that_composes(world: SimpleNamespace) -> None:
         assert "ray-6379" in bundle["text/html"] and "ray-6379" in bundle["text/plain"]
         assert _counts(world.session) == (1, 1)
     assert panel.closed and _counts(world.session) == (0, 0)
-    assert all(child.comm is None for child in widgets._descendants(panel))
+    assert all(model.comm is None for model in widgets._models(panel)), "every model closed, layouts and styles too"
 
 
 def test_rerunning_a_cell_closes_its_panel(world: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -357,7 +380,14 @@ def test_panel_writes_from_many_threads_at_once(world: SimpleNamespace) -> None:
             thread.start()
         for thread in threads:
             thread.join(30)
-    assert errors == []
+        assert not any(t.is_alive() for t in threads), "a writer is stuck: a lock is held for good"
+        assert errors == []
+        # What the threads left is one coherent picture of the session, not a mix of writes.
+        rows = world.session.rows()
+        assert f"<b>{len(rows)} node(s)</b>" in panel.table.value
+        assert panel.page_label.value == f"rows 1-{len(rows)} of {len(rows)}, page 1/1" and panel.page == 0
+        assert panel.messages.value.count("<div") == 6 and panel.messages.value.endswith("hello</div>")
+        assert all(f"data-node-id='{r.node_id}'" in panel.table.value for r in rows)
 
 
 # --- reprs and the picture -------------------------------------------------------------
@@ -387,7 +417,7 @@ def test_the_picture_shows_the_head_wherever_it_is_listed() -> None:
 # --- a big refresh leaves no new long-lived objects (the kernel's GC stays quiet) --------
 
 
-def test_an_unchanged_node_keeps_its_record_and_its_last_seen_moves_on(world: SimpleNamespace) -> None:
+def test_an_unchanged_node_keeps_its_record_and_no_record_handed_out_changes(world: SimpleNamespace) -> None:
     from castray_nb.core.nodes import reuse_unchanged
 
     class Reusing(FakeReader):
@@ -401,17 +431,22 @@ def test_an_unchanged_node_keeps_its_record_and_its_last_seen_moves_on(world: Si
     reader = Reusing(world.found[0].name)
     reader.script = [[("h", "ALIVE", True), ("w", "ALIVE", False)]] * 2 + [[("h", "ALIVE", True), ("w", "DEAD", False)]]
     world.readers[world.found[0].name] = reader
-    world.session.connect("auto", refresh=False)
+    state = world.session.connect("auto", refresh=False)
+    kept = world.session._attached[state.name]
+
     world.session.refresh()
+    stored = {r.node_id: r for r in kept.rows}
     first = {r.node_id: r for r in world.session.rows()}
+    assert {r.last_seen for r in first.values()} == {NOW + dt.timedelta(seconds=1)}
     world.session.refresh()
+    assert all(r is stored[r.node_id] for r in kept.rows), "unchanged nodes keep their stored record"
     second = {r.node_id: r for r in world.session.rows()}
-    assert all(second[n] is first[n] for n in first), "unchanged nodes keep their record"
-    assert {r.last_seen for r in second.values()} == {NOW + dt.timedelta(seconds=2)}
+    assert {r.last_seen for r in second.values()} == {NOW + dt.timedelta(seconds=2)}, "the table says when"
+    assert {r.last_seen for r in first.values()} == {NOW + dt.timedelta(seconds=1)}, "a record handed out never changes"
     world.session.refresh()
     third = {r.node_id: r for r in world.session.rows()}
-    assert third["h"] is first["h"] and third["w"] is not first["w"] and third["w"].state == "DEAD"
-    assert first["w"].last_seen == NOW + dt.timedelta(seconds=2), "the old record keeps when it was last true"
+    assert third["w"].state == "DEAD" and third["w"].last_seen == NOW + dt.timedelta(seconds=3)
+    assert kept.rows[0] is stored["h"] and kept.rows[1] is not stored["w"]
 
 
 def test_the_collector_pause_is_counted_and_leaves_a_users_choice_alone() -> None:

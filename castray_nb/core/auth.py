@@ -125,3 +125,14 @@ def redact(text: str) -> str:
     if token is None or len(token.value) < 4:
         return text
     return text.replace(token.value, "<token>")
+
+
+def given_token(token: Token | str | None) -> Token | None:
+    """A token given on purpose, as a :class:`Token` (a string is the token itself)."""
+    from .errors import InvalidArgument
+
+    if token is None or isinstance(token, Token):
+        return token
+    if not isinstance(token, str) or not token.strip():
+        raise InvalidArgument("token must be a non-empty string (the Ray auth token itself)")
+    return Token(token.strip(), "the token given")

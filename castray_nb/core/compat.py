@@ -78,8 +78,7 @@ def discover_and_connect_external_clusters(session: Session | None = None) -> di
     except CastrayError as exc:
         result["error"] = str(exc)
         return result
-    report = connector.session.discover_report()
-    failed = dict(report.attach_errors) if report else {}
+    failed = dict(found.report.attach_errors)
     result["discovered_clusters"] = [_castray_dict(info) for info in found]
     result["connected_clusters"] = [_castray_dict(info) for info in found if info.name not in failed]
     errors = [f"{name}: {why}" for name, why in failed.items()]

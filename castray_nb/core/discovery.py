@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from .address import cluster_key, is_this_machine, join_hostport, probe_host, split_hostport
 from .auth import find_token
-from .cards import card, one_line
 from .client import ClusterClient
 from .errors import AuthRequired, CastrayError, ClusterUnreachable
 from .gcs import fallback_note, notes, read_gcs, tcp_open, version_note
 from .http import get_json
 from .links import dashboard_link
 from .owners import Holder, current_user, holder_at, process_uid, user_name
+from .render import card, one_line
 from .settings import Settings, load_settings
 from .sources import Candidate, SourceContext, default_temp_dir, registered_sources
 
@@ -44,6 +45,8 @@ class ClusterInfo:
     local_nodes: int = 0
     note: str | None = None
     owner: str | None = None
+    # The dashboard link to show, made with the settings of the discovery that found it.
+    link: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def other_user(self) -> bool:
@@ -53,6 +56,7 @@ class ClusterInfo:
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
+        del data["link"]
         data["sources"] = list(self.sources)
         data["other_user"] = self.other_user
         return data
@@ -66,7 +70,7 @@ class ClusterInfo:
     @property
     def dashboard_link(self) -> str | None:
         """The link to show: through the Jupyter server under one (see :mod:`.links`)."""
-        return dashboard_link(self.dashboard_url, self.name)
+        return self.link or dashboard_link(self.dashboard_url, self.name)
 
     def _facts(self) -> list[tuple[str, str]]:
         nodes = "?" if self.num_nodes is None else str(self.num_nodes)
@@ -90,6 +94,19 @@ class DiscoveryReport:
     elapsed_s: float = 0.0
     attached: tuple[str, ...] = ()  # names given by discover(connect=True)
     attach_errors: tuple[tuple[str, str], ...] = ()  # (session name, why it could not be attached)
+
+
+class Found(list[ClusterInfo]):
+    """The clusters one discovery found, a list, with that discovery's own report as
+    :attr:`report` (what it rejected, which sources failed, what it could not attach).
+
+    >>> found = session.discover(connect=True)      # doctest: +SKIP
+    >>> found.report.attach_errors                  # doctest: +SKIP
+    """
+
+    def __init__(self, report: DiscoveryReport) -> None:
+        super().__init__(report.clusters)
+        self.report = report
 
 
 def discover(settings: Settings | None = None) -> list[ClusterInfo]:
@@ -119,7 +136,10 @@ def discover_report(settings: Settings | None = None) -> DiscoveryReport:
                     clusters.append(outcome)
                 else:
                     rejected.append((_describe(group), outcome))
-    clusters = _merge_by_session(_add_hints(clusters, hints))
+    clusters = [
+        dataclasses.replace(c, link=dashboard_link(c.dashboard_url, c.name, template=settings.dashboard_link))
+        for c in _merge_by_session(_add_hints(clusters, hints))
+    ]
     return DiscoveryReport(
         clusters=tuple(sorted(clusters, key=lambda c: c.name)),
         source_errors=errors,
@@ -130,19 +150,56 @@ def discover_report(settings: Settings | None = None) -> DiscoveryReport:
 
 
 def _collect(ctx: SourceContext, wanted: Sequence[str] | None) -> tuple[list[Candidate], dict[str, str]]:
+    """Every source's candidates, the sources run side by side, each under the
+    ``source_timeout`` deadline (as dask-ctl gives each of its sources 5 s): a source past
+    it keeps what it yielded by then, and its lateness is recorded as its error."""
     sources, errors = registered_sources()
     if wanted is not None:
         for name in wanted:
             if name not in sources:
                 errors[name] = f"no such source (known: {', '.join(sorted(sources))})"
         sources = {name: fn for name, fn in sources.items() if name in wanted}
+    runs = [_SourceRun(name, source, ctx) for name, source in sources.items()]
+    deadline = time.monotonic() + ctx.settings.source_timeout
     candidates: list[Candidate] = []
-    for name, source in sources.items():
-        try:
-            candidates.extend(c for c in source(ctx) if isinstance(c, Candidate))
-        except Exception as exc:  # one failing source must not hide the others' finds
-            errors[name] = f"{type(exc).__name__}: {exc}"
+    for run in runs:
+        found, error = run.result(deadline, ctx.settings.source_timeout)
+        candidates.extend(found)
+        if error:
+            errors[run.name] = error
     return candidates, errors
+
+
+class _SourceRun:
+    """One source, run in a daemon thread of its own: a source that never returns (a
+    plug-in waiting on a dead service) is left behind, and never holds up the process's exit."""
+
+    def __init__(self, name: str, source: Callable[[SourceContext], Iterable[Candidate]], ctx: SourceContext) -> None:
+        self.name = name
+        self._found: list[Candidate] = []
+        self._error: str | None = None
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._run, args=(source, ctx), name=f"castray-source-{name}", daemon=True).start()
+
+    def _run(self, source: Callable[[SourceContext], Iterable[Candidate]], ctx: SourceContext) -> None:
+        try:
+            for candidate in source(ctx):
+                if isinstance(candidate, Candidate):
+                    with self._lock:
+                        self._found.append(candidate)
+        except Exception as exc:  # one failing source must not hide the others' finds
+            self._error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._done.set()
+
+    def result(self, deadline: float, limit: float) -> tuple[list[Candidate], str | None]:
+        finished = self._done.wait(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            found = list(self._found)
+        if not finished:
+            return found, f"no answer within its {limit:g} s deadline (source_timeout); {len(found)} found by then kept"
+        return found, self._error
 
 
 def _key(candidate: Candidate) -> tuple[str, object]:

@@ -151,6 +151,9 @@ def read_logs(dashboard_url: str, job: JobRecord, timeout: float, *, token: Toke
     return str(reply.get("logs", "")) if isinstance(reply, Mapping) else ""
 
 
+LOG_CHUNKS_HELD = 256  # log messages read ahead of the caller, at most
+
+
 def follow_logs(
     dashboard_url: str, job: JobRecord, timeout: float, *, token: Token | None = None, poll: float = 0.5
 ) -> Generator[str, None, None]:
@@ -160,8 +163,18 @@ def follow_logs(
     url = "ws" + _job_url(dashboard_url, _with_logs(job), "/logs/tail")[4:]
     grant = token_for_url(dashboard_url, token)
     token = grant.token
-    chunks: queue.Queue[str | BaseException | None] = queue.Queue()
+    # Bounded: a caller that reads slowly holds the tail back (TCP does the rest), rather
+    # than a chatty job's log piling up in memory.
+    chunks: queue.Queue[str | BaseException | None] = queue.Queue(maxsize=LOG_CHUNKS_HELD)
     stop = threading.Event()
+
+    def offer(item: str | BaseException | None) -> None:
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=poll)
+                return
+            except queue.Full:
+                continue
 
     async def tail() -> None:
         from tornado.httpclient import HTTPClientError, HTTPRequest
@@ -177,12 +190,12 @@ def follow_logs(
                     grant.refusal(dashboard_url)
                     or f"{dashboard_url} refused the log tail (HTTP {exc.code}): a token is needed"
                 )
-                chunks.put(AuthRequired(why))
+                offer(AuthRequired(why))
             else:
-                chunks.put(ClusterUnreachable(f"{dashboard_url} refused the log tail: {exc}"))
+                offer(ClusterUnreachable(f"{dashboard_url} refused the log tail: {exc}"))
             return
         except (OSError, asyncio.TimeoutError) as exc:
-            chunks.put(ClusterUnreachable(f"{dashboard_url} is unreachable: {exc}"))
+            offer(ClusterUnreachable(f"{dashboard_url} is unreachable: {exc}"))
             return
         try:
             while not stop.is_set():
@@ -192,7 +205,7 @@ def follow_logs(
                     continue
                 if message is None:  # the dashboard closed it: the job ended
                     break
-                chunks.put(message if isinstance(message, str) else message.decode("utf-8", "replace"))
+                offer(message if isinstance(message, str) else message.decode("utf-8", "replace"))
         finally:
             conn.close()
 
@@ -200,9 +213,9 @@ def follow_logs(
         try:
             asyncio.run(tail())
         except BaseException as exc:  # handed to the caller's thread
-            chunks.put(exc)
+            offer(exc)
         finally:
-            chunks.put(None)
+            offer(None)
 
     reader = threading.Thread(target=run, name="castray-log-tail", daemon=True)
     reader.start()

@@ -26,16 +26,12 @@ from __future__ import annotations
 import functools
 import json
 import os
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from .errors import ConfigError
-
 PROXY_PATH = "castray/dashboard"
-TEMPLATE_FIELDS = ("base_url", "cluster", "name", "dashboard_url", "host", "port")
 
 
 @dataclass(frozen=True)
@@ -81,29 +77,13 @@ def _slashed(path: str) -> str:
     return "/" + path.strip("/") + "/" if path.strip("/") else "/"
 
 
-def check_template(template: str, env: Mapping[str, str] | None = None) -> str:
-    """The template itself, or ConfigError naming the field it cannot fill."""
-    env = os.environ if env is None else env
-    for _, field, _, _ in string.Formatter().parse(template):
-        if field is not None and field not in TEMPLATE_FIELDS and field not in env:
-            known = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
-            raise ConfigError(f"dashboard_link: unknown field {{{field}}}; known: {known} and environment variables")
-    return template
-
-
 @functools.lru_cache(maxsize=1)
-def _context() -> tuple[JupyterContext | None, str | None]:
-    from .settings import load_settings
-
-    try:
-        template = load_settings().dashboard_link
-    except ConfigError:
-        template = None  # the error is reported where settings are used; links fall back
-    return jupyter_context(), template
+def _context() -> JupyterContext | None:
+    return jupyter_context()
 
 
 def refresh_context() -> None:
-    """Forget what was learnt about the server and the template (tests, a changed setting)."""
+    """Forget what was learnt about the Jupyter server (tests, a kernel moved to another)."""
     _context.cache_clear()
 
 
@@ -116,10 +96,12 @@ def dashboard_link(
     template: str | None = None,
     detect: bool = True,
 ) -> str | None:
-    """The link to show for a cluster's dashboard (see the module's docstring)."""
+    """The link to show for a cluster's dashboard (see the module's docstring).
+
+    ``template`` is the ``dashboard_link`` setting of whoever asks (a session's own
+    settings), never read here: this module knows the Jupyter server, not the settings."""
     if detect:
-        found_context, found_template = _context()
-        context, template = context or found_context, template or found_template
+        context = context or _context()
     if not dashboard_url:
         return None
     key = session_name or name

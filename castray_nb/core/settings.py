@@ -6,6 +6,7 @@ Precedence: explicit arguments > environment > config file > defaults.
 key (config file)         environment variable        meaning
 ========================  ==========================  =========================================
 ``probe_timeout``         CASTRAY_PROBE_TIMEOUT        seconds for one discovery probe (TCP/HTTP)
+``source_timeout``        CASTRAY_SOURCE_TIMEOUT       seconds a discovery source may take (then left behind)
 ``http_timeout``          CASTRAY_HTTP_TIMEOUT         seconds for one dashboard request
 ``gcs_timeout``           CASTRAY_GCS_TIMEOUT          seconds for one GCS read (no dashboard)
 ``refresh_interval``      CASTRAY_REFRESH_INTERVAL     seconds between live refreshes
@@ -28,18 +29,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .links import check_template
 
 
 @dataclass(frozen=True)
 class Settings:
     probe_timeout: float = 0.5
+    source_timeout: float = 5.0
     http_timeout: float = 3.0
     gcs_timeout: float = 5.0
     refresh_interval: float = 2.0
@@ -56,7 +58,21 @@ class Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-_FLOATS = ("probe_timeout", "http_timeout", "gcs_timeout", "refresh_interval")
+TEMPLATE_FIELDS = ("base_url", "cluster", "name", "dashboard_url", "host", "port")
+
+
+def check_template(template: str, env: Mapping[str, str] | None = None) -> str:
+    """The ``dashboard_link`` template itself, or ConfigError naming the field it cannot fill
+    (the fields are filled by :func:`.links.dashboard_link`)."""
+    env = os.environ if env is None else env
+    for _, name, _, _ in string.Formatter().parse(template):
+        if name is not None and name not in TEMPLATE_FIELDS and name not in env:
+            known = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
+            raise ConfigError(f"dashboard_link: unknown field {{{name}}}; known: {known} and environment variables")
+    return template
+
+
+_FLOATS = ("probe_timeout", "source_timeout", "http_timeout", "gcs_timeout", "refresh_interval")
 _LISTS = {"temp_dirs": os.pathsep, "attach": ",", "sources": ","}
 _BOOLS = ("remote", "dashboard_writes", "all_users")
 _ENV = {name: "CASTRAY_" + name.upper() for name in (*_FLOATS, *_LISTS, *_BOOLS, "node_limit", "dashboard_link")}
