@@ -297,3 +297,24 @@ def test_with_writes_on_a_write_must_come_from_jupyter_or_the_dashboards_own_pag
             reply = raw(writable, "POST", root + "echo/write", headers)
             assert reply[0] == 403 and error_of(reply) == "forbidden", headers
         assert len(fake.seen) == before
+
+
+def test_a_proxied_dashboard_keeps_the_server_active(server: JupyterServer, fake: FakeDashboard) -> None:
+    """As jupyter-server-proxy records activity: a JupyterHub server used only through a
+    proxied dashboard (no notebook, no REST call) is not culled as idle."""
+    import datetime as dt
+    import time
+
+    def last_activity() -> dt.datetime:
+        status, _, body = raw(server, "GET", "/api/status", authed(server))  # /api/status itself is not activity
+        assert status == 200
+        return dt.datetime.fromisoformat(json.loads(body)["last_activity"].replace("Z", "+00:00"))
+
+    prefix = urlsplit(link(server, "fake")).path  # a REST call: activity, now
+    time.sleep(1.5)
+    before = last_activity()
+    time.sleep(1.5)
+    status, _, _ = raw(server, "GET", prefix + "api/version")  # the capability, no Jupyter credentials
+    assert status == 200
+    after = last_activity()
+    assert after - before >= dt.timedelta(seconds=1.4), (before, after)

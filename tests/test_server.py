@@ -10,6 +10,7 @@ import asyncio
 import http.cookiejar
 import json
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -356,11 +357,73 @@ def test_a_bad_interval_is_refused(server: JupyterServer) -> None:
 SCHEMA = schemathesis.openapi.from_dict(json.loads(openapi_text()))
 
 
-def test_the_document_describes_every_route_and_column() -> None:
+def test_a_lane_stays_taken_until_its_worker_really_ends() -> None:
+    """A request that gave up waiting (504) leaves its worker running: the lane's share
+    stays taken until the worker ends, so timed-out calls cannot pile up past the lane."""
+    from castray_nb.server.errors import ApiError
+    from castray_nb.server.state import Lanes
+
+    lanes = Lanes(deadline=0.3, shares={"read": 1})
+    release = threading.Event()
+
+    async def main() -> None:
+        with pytest.raises(ApiError) as first:
+            await lanes.call("read", release.wait, 10)
+        assert first.value.code == "timeout" and lanes.busy("read") == 1
+        with pytest.raises(ApiError) as second:  # queued behind the worker that still runs
+            await lanes.call("read", lambda: "ran")
+        assert second.value.code == "timeout"
+        release.set()
+        for _ in range(50):
+            if lanes.busy("read") == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert lanes.busy("read") == 0
+        assert await lanes.call("read", lambda: "ran") == "ran"
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+        lanes.shutdown()
+
+
+def installed_routes() -> dict[str, type]:
+    """The routes ``setup_handlers`` really installs, on an application of its own."""
+    import tornado.web
+
+    from castray_nb.core.session import Session
+    from castray_nb.core.settings import Settings
+    from castray_nb.server.handlers import setup_handlers
+    from castray_nb.server.state import ServerState
+
+    app = tornado.web.Application(base_url="/")
+    setup_handlers(app, ServerState.for_session(Session(Settings())))
+    (host,) = [r for r in app.default_router.rules if r.matcher.__class__.__name__ == "HostMatches"]
+    return {rule.matcher.regex.pattern: rule.target for rule in host.target.rules}
+
+
+def test_the_document_describes_every_route_the_server_installs_and_no_other() -> None:
     document = json.loads(openapi_text())
-    paths = {p.removeprefix(API) for p in document["paths"]}
-    assert paths == {p.split("?")[0] for _, p in ENDPOINTS} | {"/events", "/jobs/{cluster}/{submission_id}/logs"}
+    routes = {pattern: handler for pattern, handler in installed_routes().items() if pattern.startswith(API + "/")}
+    documented: dict[str, type] = {}
+    for path, operations in document["paths"].items():
+        concrete = re.sub(r"\{[^}]+\}", "x1", path)  # /jobs/{cluster}/{id}/logs -> /jobs/x1/x1/logs
+        matching = [p for p in routes if re.fullmatch(p, concrete)]
+        assert len(matching) == 1, f"{path}: installed as {matching}"
+        handler = documented[matching[0]] = routes[matching[0]]
+        for method in operations:
+            assert _defines(handler, method), f"{method.upper()} {path} is documented, {handler.__name__} lacks it"
+        for method in ("get", "post", "delete"):
+            assert method in operations or not _defines(handler, method), f"{method.upper()} {path} undocumented"
+    assert set(routes) == set(documented), f"installed, not documented: {sorted(set(routes) - set(documented))}"
     assert list(document["components"]["schemas"]["NodeRow"]["properties"]) == list(COLUMNS)
+
+
+def _defines(handler: type, method: str) -> bool:
+    import tornado.web
+
+    return getattr(handler, method, None) is not getattr(tornado.web.RequestHandler, method)
 
 
 def only_documented_server_errors(ctx: Any, response: Any, case: Any) -> bool | None:

@@ -16,8 +16,15 @@ GET      /castray/api/nodes/external             external node rows only
 GET      /castray/api/events                     WebSocket: the session's change events
 GET      /castray/api/openapi.json               the OpenAPI document of all of the above
 DELETE   /castray/api/dashboard-links            revoke dashboard links (``?cluster=NAME`` for one)
+GET      /castray/api/jobs                       every attached cluster's jobs (``?cluster=&status=``)
+GET      /castray/api/jobs/{cluster}/{id}/logs   a submission job's logs
 GET      /castray/dashboard/{cluster}/{path}     a cluster's Ray dashboard (see :mod:`.proxy`)
 =======  ======================================  ==================================================
+
+The modules, in the order a request meets them: :mod:`.handlers` (the routes, thin),
+:mod:`.state` (the one state object on the app: session, worker lanes, capabilities,
+targets), :mod:`.errors` (the one error type), and for dashboards :mod:`.proxy` (the
+handlers, in overridable steps), :mod:`.targets` and :mod:`.rewrite`.
 
 The server process keeps one session (:func:`castray_nb.api.session`); it is not a Ray
 driver, so its table has external rows only. Its attachments are kept across restarts
@@ -33,9 +40,11 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     from .. import api
     from .handlers import setup_handlers
     from .persist import keep
+    from .state import ServerState
 
-    setup_handlers(serverapp.web_app)
-    keep(api.session())  # what was attached before a restart is attached again
+    session = api.session()
+    setup_handlers(serverapp.web_app, ServerState.for_session(session))
+    keep(session)  # what was attached before a restart is attached again
     serverapp.log.info(
         "castray_nb: REST API and event WebSocket under %scastray/api/, dashboards under %scastray/dashboard/",
         serverapp.base_url,

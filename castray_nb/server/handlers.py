@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import functools
 import json
 import threading
 from collections.abc import Callable
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any
 
 from jupyter_server.auth.decorator import authorized, ws_authenticated
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
@@ -17,127 +15,29 @@ from jupyter_server.utils import url_path_join
 from tornado import web, websocket
 from tornado.ioloop import IOLoop
 
-from .. import api
-from ..core.errors import (
-    AmbiguousAddress,
-    AuthRequired,
-    CastrayError,
-    ClusterTimeout,
-    ClusterUnreachable,
-    ConfigError,
-    InvalidAddress,
-    InvalidArgument,
-    InvalidName,
-    NameTaken,
-    UnknownCluster,
-    UnknownJob,
-)
+from ..core.errors import CastrayError
 from ..core.jobs import JOB_COLUMNS, checked_status, job_to_json
 from ..core.links import PROXY_PATH
+from ..core.model import ClusterState, Event
 from ..core.nodes import COLUMNS, row_to_json
-from ..core.session import ClusterState, Event
-from ..core.settings import load_settings
 from . import proxy
+from .errors import ApiError, JsonErrors
+from .state import KEY, ServerState, server_state
 
 AUTH_RESOURCE = "castray"
 PREFIX = "castray/api"
 
-T = TypeVar("T")
 
-# Core calls that do I/O block (network reads with their own timeouts); they run in this
-# pool, never on the server's event loop. Routes that need no I/O (the attached clusters,
-# the last rows, the document) answer on the loop and never wait here. Each kind of call
-# has its own share of the workers, taken before it queues for one, so slow calls of one
-# kind (six connects to a silent server) cannot starve another (a refresh, a discovery).
-_LANES = {"connect": 4, "discover": 2, "read": 4}
-_POOL = concurrent.futures.ThreadPoolExecutor(sum(_LANES.values()), thread_name_prefix="castray-server")
-_lanes: dict[str, asyncio.Semaphore] = {}
-
-# (exception type, HTTP status, error code): first match wins.
-_ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
-    (InvalidAddress, 400, "invalid_address"),
-    (InvalidName, 400, "invalid_name"),
-    (AmbiguousAddress, 400, "ambiguous_address"),
-    (InvalidArgument, 400, "bad_request"),
-    (UnknownCluster, 404, "unknown_cluster"),
-    (UnknownJob, 404, "unknown_job"),
-    (NameTaken, 409, "conflict"),
-    (ClusterTimeout, 504, "timeout"),
-    (AuthRequired, 502, "cluster_auth_required"),
-    (ClusterUnreachable, 502, "cluster_unreachable"),
-    (ConfigError, 500, "config_error"),
-    (CastrayError, 409, "conflict"),
-)
-
-
-class ApiError(web.HTTPError):
-    """An error answered as ``{"error": code, "message": text}``."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(status, "%s", message)
-        self.code = code
-        self.message = message
-
-
-@functools.lru_cache(maxsize=1)
-def _deadline() -> float:
-    """The longest a request may take: a GCS read plus a dashboard read, with room.
-
-    Read from the settings, not the session: creating the session may attach clusters
-    (the ``attach`` setting), which must not happen on the server's event loop."""
-    settings = load_settings()
-    return settings.gcs_timeout + 3 * settings.http_timeout + 5.0
-
-
-async def _call(lane: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a blocking core call in its lane of the pool, under the request deadline;
-    core errors become :class:`ApiError` (status and code from ``_ERRORS``)."""
-    loop = asyncio.get_running_loop()
-    semaphore = _lanes.setdefault(lane, asyncio.Semaphore(_LANES[lane]))
-
-    async def run() -> T:
-        async with semaphore:
-            return await loop.run_in_executor(_POOL, lambda: fn(*args, **kwargs))
-
-    try:
-        return await asyncio.wait_for(run(), _deadline())
-    except asyncio.TimeoutError:
-        raise ApiError(504, "timeout", f"no answer within {_deadline():g} s") from None
-    except CastrayError as exc:
-        raise _api_error(exc) from None
-
-
-def _api_error(exc: CastrayError) -> ApiError:
-    """The JSON error for a core error (status and code from ``_ERRORS``)."""
-    status, code = next(((s, c) for kind, s, c in _ERRORS if isinstance(exc, kind)), (500, "internal_error"))
-    return ApiError(status, code, str(exc))
-
-
-class _JsonErrors:
-    """Errors as ``{"error": code, "message": line}``, also Jupyter's own 403s."""
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        handler: Any = self
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, ApiError):
-            code, message = exc.code, exc.message
-        elif isinstance(exc, web.HTTPError):
-            code, message = _CODES.get(status_code, "error"), exc.log_message or handler._reason
-        else:
-            code, message = "internal_error", "unexpected server error (see the server log)"
-        if status_code == 405:  # RFC 9110: say which methods would do
-            methods = [m for m in ("GET", "POST", "DELETE") if _defines(type(self), m.lower())]
-            handler.set_header("Allow", ", ".join(methods))
-        handler.set_header("Content-Type", "application/json")
-        handler.finish(json.dumps({"error": code, "message": message}))
-
-
-def _defines(cls: type, method: str) -> bool:
-    return getattr(cls, method, None) is not getattr(web.RequestHandler, method)
-
-
-class _Base(_JsonErrors, APIHandler):
+class _Base(JsonErrors, APIHandler):
     auth_resource = AUTH_RESOURCE
+
+    @property
+    def castray(self) -> ServerState:
+        return server_state(self.settings)
+
+    async def call(self, lane: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A blocking core call in its lane of the server's workers (see :class:`.state.Lanes`)."""
+        return await self.castray.lanes.call(lane, fn, *args, **kwargs)
 
     def reply(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -175,13 +75,11 @@ class _Base(_JsonErrors, APIHandler):
         raise ApiError(400, "bad_request", f"query argument {name!r} must be true or false")
 
 
-_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
-
-
 def _with_link(handler: JupyterHandler, data: dict[str, Any], key: str) -> dict[str, Any]:
     """A cluster's JSON with ``dashboard_link``: the proxy route, capability included."""
     base_url = handler.settings.get("base_url", "/")
-    return {**data, "dashboard_link": proxy.dashboard_link(base_url, key, bool(data.get("dashboard_url")))}
+    link = proxy.dashboard_link(server_state(handler.settings), base_url, key, bool(data.get("dashboard_url")))
+    return {**data, "dashboard_link": link}
 
 
 def _state_json(handler: JupyterHandler, state: ClusterState) -> dict[str, Any]:
@@ -194,13 +92,12 @@ class DiscoverHandler(_Base):
     async def post(self) -> None:
         body = self.body({"attach": bool})
         attach = bool(body.get("attach"))
-        session = api.session()
         started = asyncio.get_running_loop().time()
-        found = await _call("discover", session.discover, connect=attach)
+        found = await self.call("discover", self.castray.session.discover, connect=attach)
         elapsed = asyncio.get_running_loop().time() - started
-        report = session.discover_report()
-        attached = list(report.attached) if report and attach else []
-        failed = [{"name": n, "message": why} for n, why in report.attach_errors] if report else []
+        report = found.report  # this discovery's own, whatever else runs meanwhile
+        attached = list(report.attached) if attach else []
+        failed = [{"name": n, "message": why} for n, why in report.attach_errors]
         self.reply(
             {
                 "clusters": [_with_link(self, c.to_json(), c.name) for c in found],
@@ -215,7 +112,7 @@ class ExternalInfoHandler(_Base):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.reply({"clusters": [_state_json(self, c) for c in api.session().clusters()]})
+        self.reply({"clusters": [_state_json(self, c) for c in self.castray.session.clusters()]})
 
 
 class NodesHandler(_Base):
@@ -226,9 +123,9 @@ class NodesHandler(_Base):
     async def get(self) -> None:
         alive = self.flag("alive", False)
         refresh = self.flag("refresh", True)
-        session = api.session()
+        session = self.castray.session
         if refresh:
-            await _call("read", session.refresh)
+            await self.call("read", session.refresh)
         rows = session.rows(source=self.source, alive_only=alive)
         self.reply({"columns": list(COLUMNS), "nodes": [row_to_json(r) for r in rows]})
 
@@ -246,7 +143,7 @@ class ConnectHandler(_Base):
         if not isinstance(address, str):
             raise ApiError(400, "bad_request", 'the body must be {"cluster_address": "..."}')
         name = body.get("name")
-        state = await _call("connect", api.session().connect, address, name=name)
+        state = await self.call("connect", self.castray.session.connect, address, name=name)
         self.reply({"cluster": _state_json(self, state)})
 
 
@@ -259,15 +156,20 @@ class DisconnectHandler(_Base):
         everything = self.flag("all", name is None)
         if (name is None) != everything:
             raise ApiError(400, "bad_request", "give ?name=NAME, or ?all=true (or no parameter) to detach all")
-        keys = {c.name: [c.name, c.session_name] for c in api.session().clusters()}
-        try:
-            gone = api.disconnect(name, all=everything)  # no I/O: answered on the loop
+        session = self.castray.session
+        keys = {c.name: [c.name, c.session_name] for c in session.clusters()}
+        try:  # no I/O: answered on the loop
+            if everything:
+                gone = session.detach_all()
+            else:
+                session.detach(str(name))
+                gone = [str(name)]
         except CastrayError as exc:
-            raise _api_error(exc) from None
+            raise ApiError.of(exc) from None
         for detached in gone:  # its dashboard links stop working
             for key in keys.get(detached, []):
                 if key:
-                    proxy.revoke(key)
+                    self.castray.revoke(key)
         self.reply({"detached": gone})
 
 
@@ -278,7 +180,7 @@ class DashboardLinksHandler(_Base):
     @authorized
     async def delete(self) -> None:
         key = self.get_query_argument("cluster", None)
-        self.reply({"revoked": proxy.revoke(key)})
+        self.reply({"revoked": self.castray.revoke(key)})
 
 
 class JobsHandler(_Base):
@@ -290,16 +192,16 @@ class JobsHandler(_Base):
         cluster = self.get_query_argument("cluster", None)
         status = self.get_query_argument("status", None)
         refresh = self.flag("refresh", True)
-        session = api.session()
+        session = self.castray.session
         try:
             wanted = checked_status(status)
             if refresh:
-                found, skipped = await _call("read", session.jobs, cluster=cluster, status=wanted)
+                found, skipped = await self.call("read", session.jobs, cluster=cluster, status=wanted)
             else:  # what a watch that reads jobs last read (no I/O)
                 found, skipped = session.cached_jobs(cluster)
                 found = [j for j in found if wanted is None or j.status == wanted]
         except CastrayError as exc:
-            raise _api_error(exc) from None
+            raise ApiError.of(exc) from None
         self.reply({"columns": list(JOB_COLUMNS), "jobs": [job_to_json(j) for j in found], "skipped": skipped})
 
 
@@ -309,7 +211,7 @@ class JobLogsHandler(_Base):
     @web.authenticated
     @authorized
     async def get(self, cluster: str, submission_id: str) -> None:
-        logs = await _call("read", api.session().job_logs, submission_id, cluster=cluster)
+        logs = await self.call("read", self.castray.session.job_logs, submission_id, cluster=cluster)
         self.reply({"cluster": cluster, "submission_id": submission_id, "logs": logs})
 
 
@@ -325,7 +227,7 @@ def openapi_text() -> str:
     return resources.files(__package__).joinpath("openapi.json").read_text(encoding="utf-8")
 
 
-class EventsHandler(_JsonErrors, JupyterHandler, websocket.WebSocketHandler):
+class EventsHandler(JsonErrors, JupyterHandler, websocket.WebSocketHandler):
     """``GET /castray/api/events``: a ``hello`` with the attached clusters, then one
     message per change. While any socket is open the session refreshes in the background
     (``?interval=SECONDS``, default the ``refresh_interval`` setting); ``?jobs=true``
@@ -359,7 +261,7 @@ class EventsHandler(_JsonErrors, JupyterHandler, websocket.WebSocketHandler):
         if self._interval is not None and not 0.2 <= self._interval <= 3600:
             raise ApiError(400, "bad_request", "'interval' must be a number of seconds between 0.2 and 3600")
         self._jobs = (self.get_query_argument("jobs", "") or "").strip().lower() in ("true", "1", "yes")
-        self._session = api.session()
+        self._session = server_state(self.settings).session
         result = super().get(*args, **kwargs)
         if result is not None:
             await result
@@ -396,27 +298,31 @@ class EventsHandler(_JsonErrors, JupyterHandler, websocket.WebSocketHandler):
             self._watch.stop()
 
 
-def setup_handlers(web_app: Any) -> None:
-    base = web_app.settings["base_url"]
+def routes(base_url: str) -> list[tuple[str, type]]:
+    """Every route the extension installs, under ``base_url``: the one table that
+    :func:`setup_handlers` installs and the tests compare with the OpenAPI document."""
 
-    def route(path: str) -> str:
-        return url_path_join(base, PREFIX, path)
+    def api_route(path: str) -> str:
+        return url_path_join(base_url, PREFIX, path)
 
-    web_app.add_handlers(
-        ".*$",
-        [
-            (route("cluster/discover-external"), DiscoverHandler),
-            (route("cluster/external-info"), ExternalInfoHandler),
-            (route("cluster/connect-external"), ConnectHandler),
-            (route("cluster/disconnect-external"), DisconnectHandler),
-            (route("nodes"), NodesHandler),
-            (route("nodes/external"), ExternalNodesHandler),
-            (route("events"), EventsHandler),
-            (route("openapi.json"), OpenApiHandler),
-            (route("dashboard-links"), DashboardLinksHandler),
-            (route("jobs"), JobsHandler),
-            (route(r"jobs/([^/]+)/([^/]+)/logs"), JobLogsHandler),
-            (url_path_join(base, PROXY_PATH, r"[^/]+/cap-[A-Za-z0-9_-]{32}(?:/.*)?"), proxy.DashboardProxyHandler),
-            (url_path_join(base, PROXY_PATH, r"[^/]+(?:/.*)?"), proxy.DashboardEntryHandler),
-        ],
-    )
+    return [
+        (api_route("cluster/discover-external"), DiscoverHandler),
+        (api_route("cluster/external-info"), ExternalInfoHandler),
+        (api_route("cluster/connect-external"), ConnectHandler),
+        (api_route("cluster/disconnect-external"), DisconnectHandler),
+        (api_route("nodes"), NodesHandler),
+        (api_route("nodes/external"), ExternalNodesHandler),
+        (api_route("events"), EventsHandler),
+        (api_route("openapi.json"), OpenApiHandler),
+        (api_route("dashboard-links"), DashboardLinksHandler),
+        (api_route("jobs"), JobsHandler),
+        (api_route(r"jobs/([^/]+)/([^/]+)/logs"), JobLogsHandler),
+        (url_path_join(base_url, PROXY_PATH, r"[^/]+/cap-[A-Za-z0-9_-]{32}(?:/.*)?"), proxy.DashboardProxyHandler),
+        (url_path_join(base_url, PROXY_PATH, r"[^/]+(?:/.*)?"), proxy.DashboardEntryHandler),
+    ]
+
+
+def setup_handlers(web_app: Any, state: ServerState) -> None:
+    """Put ``state`` on the application and install :func:`routes`."""
+    web_app.settings[KEY] = state
+    web_app.add_handlers(".*$", routes(web_app.settings["base_url"]))

@@ -18,7 +18,8 @@ import threading
 from pathlib import Path
 
 from ..core.errors import CastrayError
-from ..core.session import Event, Session
+from ..core.model import Event
+from ..core.session import Session
 
 log = logging.getLogger("castray_nb")
 
@@ -45,7 +46,17 @@ def saved() -> list[dict[str, str]]:
     return [e for e in entries if isinstance(e, dict) and isinstance(e.get("address"), str)]
 
 
+_saving = threading.Lock()
+
+
 def save(session: Session) -> None:
+    """Write what is attached now. Saves run one at a time and each reads the session
+    inside its turn, so whichever thread saves last writes the newest state."""
+    with _saving:
+        _write(session)
+
+
+def _write(session: Session) -> None:
     entries = [
         {"name": c.name, "address": c.info.gcs_address or c.info.dashboard_url or ""}
         for c in session.clusters()
