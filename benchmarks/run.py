@@ -243,8 +243,9 @@ def cpu_share(seconds: float) -> float:
 def panel_figures(table: Table, settings: Settings, a: LocalCluster, b: LocalCluster, n: int) -> None:
     from castray_nb.core.connector import resolve
     from castray_nb.core.nodes import to_dataframe
+    from castray_nb.core.render import render_table
     from castray_nb.core.session import Session
-    from castray_nb.widgets import Panel, render_table
+    from castray_nb.widgets import Panel
 
     session = Session(settings)
     for cluster in (a, b):
@@ -260,7 +261,7 @@ def panel_figures(table: Table, settings: Settings, a: LocalCluster, b: LocalClu
 
     from castray_nb.picture import render_picture
 
-    render_picture(synthetic_rows(2, "warm"))  # matplotlib's import and font cache, once per process
+    render_picture(synthetic_rows(2, "warm"))  # the first call, once per process
     for count in (2, 10, 40, 10_000):
         rows = synthetic_rows(count, "big")
         table.figure(
@@ -308,8 +309,7 @@ before, started = me.cpu_times(), time.perf_counter()
 time.sleep(float(sys.argv[2]))
 after = me.cpu_times()
 cpu = (after.user - before.user + after.system - before.system) / (time.perf_counter() - started)
-with s._lock:
-    watches, subscribers = len(s._watches), len(s._subscribers)
+watches, subscribers = len(s.scheduler.watches), len(s.bus)
 print(json.dumps({"threads": threading.active_count(), "watches": watches, "subscribers": subscribers, "cpu": cpu}))
 """
 
@@ -367,8 +367,9 @@ def jobs_figures(table: Table, a: LocalCluster, n: int) -> None:
 def jobs_panel_figures(table: Table, settings: Settings, n: int) -> None:
     """The panel's jobs section over 5 replayed clusters of 200 jobs each."""
     from castray_nb.core.jobs import ordered
+    from castray_nb.core.render import render_jobs
     from castray_nb.core.session import Session
-    from castray_nb.widgets import JOBS_SHOWN, Panel, render_jobs
+    from castray_nb.widgets import JOBS_SHOWN, Panel
 
     with contextlib.ExitStack() as stack:
         urls = [stack.enter_context(replay_process(3, 200, f"session_2026-01-01_00-00-00_000000_{i}"))

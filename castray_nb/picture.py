@@ -2,10 +2,10 @@
 
 Tiles are coloured by state (ALIVE green, DEAD grey, UNREACHABLE red), the head has a
 star and a thicker edge, and three bars inside each tile show CPU, GPU and memory in
-use where the cluster reports it (a faint dashed outline where it does not). Drawn with
-matplotlib into SVG, so the same markup shows in the live panel (an ipywidgets HTML
-widget: no front-end extension needed), in the static HTML fallback, in nbconvert
-output and on GitHub. Every tile's SVG group has the id ``castray-node-<STATE>-<node_id>``.
+use where the cluster reports it (a faint dashed outline where it does not). Written as
+SVG markup, so the same picture shows in the live panel (an ipywidgets HTML widget: no
+front-end extension needed), in the static HTML fallback, in nbconvert output and on
+GitHub. Every tile's SVG group has the id ``castray-node-<STATE>-<node_id>``.
 
 >>> svg = render_picture(castray_nb.session().rows())     # doctest: +SKIP
 """
@@ -13,9 +13,7 @@ output and on GitHub. Every tile's SVG group has the id ``castray-node-<STATE>-<
 from __future__ import annotations
 
 import heapq
-import io
-import re
-import threading
+import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,10 +22,8 @@ from .core.nodes import ALIVE, DEAD, UNREACHABLE, NodeRecord
 TILES_PER_ROW = 10
 MAX_TILES = 40  # per cluster; the rest are summed up in one "+N more" tile
 FILL = {ALIVE: "#2da44e", DEAD: "#afb8c1", UNREACHABLE: "#cf222e"}
-# Text outside the tiles takes the page's own text colour (light or dark theme): drawn in
-# this stand-in colour, then written as ``currentColor`` into the SVG.
-TEXT = "#010203"
-_DRAW_LOCK = threading.Lock()  # matplotlib's font cache and text layout are not thread-safe
+# Text outside the tiles takes the page's own text colour (light or dark theme).
+TEXT = "currentColor"
 
 
 def _share(used: float | None, total: float) -> float | None:
@@ -70,121 +66,121 @@ def structure(signed: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def render_picture(
-    rows: Sequence[NodeRecord], actors: Mapping[tuple[str, str], int] | None = None, *, width: float = 9.0
+    rows: Sequence[NodeRecord], actors: Mapping[tuple[str, str], int] | None = None, *, width: float = 648.0
 ) -> str:
-    """The clusters of ``rows`` as inline SVG markup (an empty string when there are no rows)."""
+    """The clusters of ``rows`` as inline SVG markup, ``width`` pixels wide (an empty
+    string when there are no rows)."""
     if not rows:
         return ""
     clusters: dict[str, list[NodeRecord]] = {}
     for r in rows:
         clusters.setdefault(r.cluster, []).append(r)
-    with _DRAW_LOCK:
-        return _draw(clusters, actors or {}, width)
+    return _Drawing(width / (TILES_PER_ROW + 0.4)).draw(clusters, actors or {})
 
 
-def _draw(clusters: dict[str, list[NodeRecord]], actors: Mapping[tuple[str, str], int], width: float) -> str:
-    import matplotlib
+class _Drawing:
+    """SVG written directly: a few hundred elements at most (40 tiles a cluster), so no
+    plotting library is worth its cost here (importing one doubles a kernel's objects, and
+    every full collection of them stalls the kernel's thread)."""
 
-    # Text stays text (not glyph outlines): several times smaller, and searchable.
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "castray"}):
-        return _figure(clusters, actors, width)
+    TILE_W, TILE_H = 0.82, 0.62
+    PITCH = TILE_H + 0.4  # from one row of tiles to the next: the tile, its label, a gap
 
+    def __init__(self, scale: float) -> None:
+        self.s = scale  # pixels per layout unit
+        self.parts: list[str] = []
 
-def _figure(clusters: dict[str, list[NodeRecord]], actors: Mapping[tuple[str, str], int], width: float) -> str:
-    from matplotlib.figure import Figure
-    from matplotlib.patches import FancyBboxPatch, Rectangle
+    def n(self, value: float) -> str:
+        return f"{value * self.s:.1f}"
 
-    tile_w, tile_h = 0.82, 0.62
-    pitch = tile_h + 0.4  # from one row of tiles to the next: the tile, its label, a gap
-    band_rows = [-(-min(len(nodes), MAX_TILES + 1) // TILES_PER_ROW) for nodes in clusters.values()]
-    height_units = sum(r * pitch + 0.55 for r in band_rows) + 0.1
-    fig = Figure(figsize=(width, max(1.2, height_units * width / (TILES_PER_ROW + 0.4))), dpi=72)
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_xlim(-0.2, TILES_PER_ROW + 0.2)
-    ax.set_ylim(height_units, 0)
-    ax.axis("off")
-
-    def tile(i: int, **style: Any) -> tuple[int, float]:
-        """Draw the rounded tile of slot ``i`` of the band that starts at ``y``; return its corner."""
-        x, top = i % TILES_PER_ROW, y + (i // TILES_PER_ROW) * pitch
-        ax.add_patch(
-            FancyBboxPatch((x + 0.04, top), tile_w, tile_h, boxstyle="round,pad=0,rounding_size=0.08", **style)
+    def text(self, x: float, y: float, text: str, size: float, fill: str, *, anchor: str = "start",
+             bold: bool = False, opacity: float = 1.0) -> None:  # fmt: skip
+        style = f"font-size:{size:g}px;fill:{fill}" + (";font-weight:bold" if bold else "")  # 72 dpi: 1 pt = 1 px
+        style += f";opacity:{opacity:g}" if opacity != 1.0 else ""
+        self.parts.append(
+            f'<text x="{self.n(x)}" y="{self.n(y)}" text-anchor="{anchor}" dominant-baseline="central" '
+            f'style="{style}">{_escape(text)}</text>'
         )
-        return x, top
 
-    y = 0.1
-    for (name, nodes), n_rows in zip(clusters.items(), band_rows, strict=True):
+    def rect(self, x: float, y: float, w: float, h: float, style: str, *, rx: float = 0.0) -> None:
+        corner = f' rx="{self.n(rx)}"' if rx else ""
+        self.parts.append(
+            f'<rect x="{self.n(x)}" y="{self.n(y)}" width="{self.n(w)}" height="{self.n(h)}"{corner} style="{style}"/>'
+        )
+
+    def draw(self, clusters: dict[str, list[NodeRecord]], actors: Mapping[tuple[str, str], int]) -> str:
+        band_rows = [-(-min(len(nodes), MAX_TILES + 1) // TILES_PER_ROW) for nodes in clusters.values()]
+        height = max(1.2 * 72 / self.s, sum(r * self.PITCH + 0.55 for r in band_rows) + 0.1)
+        y = 0.1
+        for (name, nodes), n_rows in zip(clusters.items(), band_rows, strict=True):
+            self.band(name, nodes, actors, y)
+            y += 0.55 + n_rows * self.PITCH
+        width = self.n(TILES_PER_ROW + 0.4)
+        return (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}px" height="{self.n(height)}px" '
+            f'viewBox="0 0 {width} {self.n(height)}" font-family="sans-serif" class="castray-picture">'
+            + "".join(self.parts)
+            + "</svg>"
+        )
+
+    def band(self, name: str, nodes: list[NodeRecord], actors: Mapping[tuple[str, str], int], y: float) -> None:
         counts = {s: sum(n.state == s for n in nodes) for s in (ALIVE, DEAD, UNREACHABLE)}
         parts = [f"{counts[s]} {s.lower()}" for s in (ALIVE, DEAD, UNREACHABLE) if counts[s]]
         alive_cpu = sum(n.CPU for n in nodes if n.state == ALIVE)
         title = f"{name}  ·  {len(nodes)} node{'s' * (len(nodes) != 1)}: {', '.join(parts)}  ·  {alive_cpu:g} CPU"
-        ax.text(0, y + 0.3, title, fontsize=10, fontweight="bold", color=TEXT, va="center")
-        y += 0.55
+        self.text(0.2, y + 0.3, title, 10, TEXT, bold=True)
+        top0 = y + 0.55
         # Order first, then cap: the head and the live nodes come first, whatever order the
         # State API listed them in, so the head never vanishes into the "+N" tile.
         ordered = heapq.nsmallest(MAX_TILES if len(nodes) > MAX_TILES + 1 else len(nodes), nodes, key=_tile_order)
         for i, node in enumerate(ordered):
-            x, top = tile(
-                i,
-                facecolor=FILL.get(node.state, "#8c959f"),
-                edgecolor="#1f2328" if node.is_head else "white",
-                linewidth=2.0 if node.is_head else 0.8,
-                alpha=0.95 if node.state == ALIVE else 0.75,
-                gid=f"castray-node-{node.state}-{node.node_id}",
-            )
-            live = node.state == ALIVE  # a dead node's last usage means nothing now
-            usage = (
-                (
-                    _share(node.CPU_used, node.CPU),
-                    _share(node.GPU_used, node.GPU),
-                    _share(node.memory_used_bytes, node.memory_bytes),
-                )
-                if live
-                else (None, None, None)
-            )
-            for j, (label, share) in enumerate(zip("CGM", usage, strict=True)):
-                by = top + 0.1 + j * 0.15
-                ax.text(x + 0.1, by + 0.05, label, fontsize=6, color="white", va="center")
-                known = share is not None  # unknown usage (or none to have): a faint dashed outline
-                ax.add_patch(
-                    Rectangle(
-                        (x + 0.22, by),
-                        0.56,
-                        0.1,
-                        facecolor="none",
-                        edgecolor="white",
-                        linewidth=0.6,
-                        linestyle="-" if known else (0, (2, 2)),
-                        alpha=1.0 if known else 0.5,
-                    )
-                )
-                if share is not None:
-                    ax.add_patch(Rectangle((x + 0.22, by), 0.56 * share, 0.1, facecolor="white", linewidth=0))
-            if node.is_head:
-                ax.text(x + 0.8, top + 0.02, "★", fontsize=11, color="#bf8700", ha="center", va="center")
-            count = actors.get((node.cluster, node.node_id))
-            label = node.node_ip + (f" · {count} actor{'s' * (count != 1)}" if count else "")
-            ax.text(x + 0.45, top + tile_h + 0.12, label, fontsize=6, color=TEXT, alpha=0.7, ha="center", va="center")
+            self.tile(i, top0, node, actors.get((node.cluster, node.node_id)))
         if len(ordered) < len(nodes):
-            x, top = tile(len(ordered), facecolor="#eaeef2", edgecolor="#8c959f", linewidth=0.8, gid="castray-more")
+            x, top = self.slot(len(ordered), top0)
             alive = sum(n.state == ALIVE for n in nodes) - sum(n.state == ALIVE for n in ordered)
-            ax.text(
-                x + 0.45,
-                top + 0.25,
-                f"+{len(nodes) - len(ordered)}",
-                fontsize=9,
-                ha="center",
-                va="center",
-                color="#24292f",
-            )  # fmt: skip  (on the light "+N" tile, whatever the theme)
-            ax.text(x + 0.45, top + 0.47, f"{alive} alive", fontsize=6, ha="center", va="center", color="#57606a")
-        y += n_rows * pitch
-    out = io.StringIO()
-    fig.savefig(out, format="svg", metadata={"Date": None}, transparent=True)
-    svg = out.getvalue()
-    svg = svg[svg.index("<svg") :]  # drop the XML prolog and DOCTYPE: inline markup
-    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
-    return svg.replace(f"fill: {TEXT}", "fill: currentColor")
+            self.parts.append('<g id="castray-more">')
+            self.rect(
+                x + 0.04 + 0.2, top, self.TILE_W, self.TILE_H, "fill:#eaeef2;stroke:#8c959f;stroke-width:0.8", rx=0.08
+            )  # fmt: skip  (light, whatever the theme: its text is dark)
+            self.text(x + 0.45 + 0.2, top + 0.25, f"+{len(nodes) - len(ordered)}", 9, "#24292f", anchor="middle")
+            self.text(x + 0.45 + 0.2, top + 0.47, f"{alive} alive", 6, "#57606a", anchor="middle")
+            self.parts.append("</g>")
+
+    def slot(self, i: int, top0: float) -> tuple[float, float]:
+        return float(i % TILES_PER_ROW), top0 + (i // TILES_PER_ROW) * self.PITCH
+
+    def tile(self, i: int, top0: float, node: NodeRecord, actors: int | None) -> None:
+        x, top = self.slot(i, top0)
+        x += 0.2  # the band's margin
+        edge, line = ("#1f2328", 2.0) if node.is_head else ("white", 0.8)
+        opacity = 0.95 if node.state == ALIVE else 0.75
+        self.parts.append(f'<g id="castray-node-{_escape(node.state)}-{_escape(node.node_id)}">')
+        self.rect(x + 0.04, top, self.TILE_W, self.TILE_H,
+                  f"fill:{FILL.get(node.state, '#8c959f')};fill-opacity:{opacity};stroke:{edge};stroke-width:{line}",
+                  rx=0.08)  # fmt: skip
+        live = node.state == ALIVE  # a dead node's last usage means nothing now
+        usage = (
+            (_share(node.CPU_used, node.CPU), _share(node.GPU_used, node.GPU),
+             _share(node.memory_used_bytes, node.memory_bytes))
+            if live else (None, None, None)
+        )  # fmt: skip
+        for j, (label, share) in enumerate(zip("CGM", usage, strict=True)):
+            by = top + 0.1 + j * 0.15
+            self.text(x + 0.1, by + 0.05, label, 6, "white")
+            known = share is not None  # unknown usage (or none to have): a faint dashed outline
+            outline = "fill:none;stroke:white;stroke-width:0.6" + ("" if known else ";stroke-dasharray:2,2;opacity:0.5")
+            self.rect(x + 0.22, by, 0.56, 0.1, outline)
+            if share is not None:
+                self.rect(x + 0.22, by, 0.56 * share, 0.1, "fill:white")
+        if node.is_head:
+            self.text(x + 0.8, top + 0.02, "★", 11, "#bf8700", anchor="middle")
+        label = node.node_ip + (f" · {actors} actor{'s' * (actors != 1)}" if actors else "")
+        self.text(x + 0.45, top + self.TILE_H + 0.12, label, 6, TEXT, anchor="middle", opacity=0.7)
+        self.parts.append("</g>")
+
+
+def _escape(text: str) -> str:
+    return html.escape(str(text), quote=True)
 
 
 def _tile_order(node: NodeRecord) -> tuple[bool, bool, str, str]:
