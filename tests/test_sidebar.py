@@ -27,6 +27,11 @@ from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, _head_id, _needs, _new_
 pytestmark = pytest.mark.slow
 BASE = "/user/alice/"  # as JupyterHub serves a user's server
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "sidebar"
+SOCKETS: list[Any] = []  # every WebSocket the page opened
+
+
+def events_sockets_open() -> int:
+    return sum("/castray/api/events" in ws.url and not ws.is_closed() for ws in SOCKETS)
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +53,7 @@ def page(lab: JupyterServer) -> Iterator[Any]:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.on("websocket", lambda ws: SOCKETS.append(ws))
             page.goto(f"{lab.url}{BASE}lab/workspaces/sidebar/tree/{name}?token={lab.token}&reset")
             expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle", timeout=60_000)
             page.locator(".jp-SideBar .lm-TabBar-tab[data-id='castray-sidebar']").click()
@@ -168,6 +174,41 @@ def test_open_dashboard_shows_rays_dashboard_in_a_tab(page, head: LocalCluster) 
     expect(frame.get_by_text("Cluster", exact=True).first).to_be_visible(timeout=60_000)
     expect(frame.get_by_text("Overview", exact=True).first).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "dashboard-tab.png"))
+
+
+def test_collapsed_the_sidebar_rests_and_dashboard_tabs_come_back_after_a_reload(page, lab, head) -> None:
+    """Hidden, the sidebar sends nothing and holds no events socket (so the server reads no
+    cluster for it); shown, it is live again. A reload brings the dashboard tab back."""
+    from playwright.sync_api import expect
+
+    name = f"ray-{head.gcs_port}"
+    asked: list[str] = []
+    listener = lambda request: asked.append(request.url) if "/castray/api/" in request.url else None  # noqa: E731
+    page.on("request", listener)
+    try:
+        assert events_sockets_open() == 1
+        page.locator(".jp-SideBar .lm-TabBar-tab[data-id='castray-sidebar']").click()  # collapse it
+        expect(page.locator("#castray-sidebar")).to_be_hidden()
+        wait_until(lambda: events_sockets_open() == 0, 10)
+        page.wait_for_timeout(1000)  # a fetch under way as it closed may still end
+        asked.clear()
+        page.wait_for_timeout(10_000)  # five refresh intervals
+        assert asked == [], f"asked while hidden: {asked}"
+        page.locator(".jp-SideBar .lm-TabBar-tab[data-id='castray-sidebar']").click()
+        expect(page.locator("#castray-sidebar .castray-status")).to_have_text("live", timeout=30_000)
+        assert any("/castray/api/cluster/external-info" in url for url in asked)
+        assert events_sockets_open() == 1
+    finally:
+        page.remove_listener("request", listener)
+    page.wait_for_timeout(2000)  # the workspace is saved a moment after it changes
+    page.goto(f"{lab.url}{BASE}lab/workspaces/sidebar?token={lab.token}")
+    tab = page.locator(f"#castray-dashboard-{name}")
+    expect(tab).to_be_attached(timeout=60_000)
+    expect(page.locator(".lm-TabBar-tab", has_text=f"Ray: {name}")).to_have_count(1)
+    src = page.locator(f"#castray-dashboard-{name} iframe").get_attribute("src") or ""
+    assert f"{BASE}castray/dashboard/" in src and "/cap-" in src, src
+    expect(page.locator("#castray-sidebar")).to_be_visible(timeout=30_000)
+    expect(page.locator("#castray-sidebar .castray-status")).to_have_text("live", timeout=30_000)
 
 
 def test_a_bad_address_shows_one_line_inline(page) -> None:

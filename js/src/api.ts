@@ -118,67 +118,42 @@ export const api = {
 };
 
 /**
- * The events socket, opened again whenever it drops (1 s, then up to 10 s apart).
- * ``onMessage`` gets the hello and each event; ``onState`` says whether it is open.
+ * Open the events socket (the server watches the clusters while it is open). No retry
+ * here: the model opens it again on its next round, with its poll's backoff.
  */
-export class EventSocket {
-  private socket: WebSocket | null = null;
-  private retry = 1000;
-  private timer = 0;
-  private stopped = false;
-
-  constructor(
-    private interval: () => number,
-    private onMessage: (event: IEvent) => void,
-    private onState: (open: boolean) => void
-  ) {}
-
-  start(): void {
-    this.stopped = false;
-    this.open();
+export function openEventSocket(
+  interval: number,
+  onMessage: (event: IEvent) => void,
+  onOpen: () => void,
+  onClose: () => void
+): { close(): void } {
+  const settings = ServerConnection.makeSettings();
+  let url = URLExt.join(settings.wsUrl, 'castray/api/events') + `?interval=${interval}&jobs=true`;
+  if (settings.appendToken && settings.token) {
+    url += `&token=${encodeURIComponent(settings.token)}`;
   }
-
-  /** Open again now (a new interval, or the server came back). */
-  restart(): void {
-    this.socket?.close();
-  }
-
-  stop(): void {
-    this.stopped = true;
-    window.clearTimeout(this.timer);
-    this.socket?.close();
-    this.socket = null;
-  }
-
-  private open(): void {
-    const settings = ServerConnection.makeSettings();
-    let url = URLExt.join(settings.wsUrl, 'castray/api/events') + `?interval=${this.interval()}&jobs=true`;
-    if (settings.appendToken && settings.token) {
-      url += `&token=${encodeURIComponent(settings.token)}`;
+  const socket = new WebSocket(url);
+  let closed = false;
+  const done = () => {
+    if (!closed) {
+      closed = true;
+      onClose();
     }
-    const socket = new WebSocket(url);
-    this.socket = socket;
-    socket.onopen = () => {
-      this.retry = 1000;
-      this.onState(true);
-    };
-    socket.onmessage = message => {
-      try {
-        this.onMessage(JSON.parse(message.data));
-      } catch {
-        // not ours to understand
-      }
-    };
-    socket.onclose = () => {
-      if (this.socket !== socket) {
-        return;
-      }
-      this.socket = null;
-      this.onState(false);
-      if (!this.stopped) {
-        this.timer = window.setTimeout(() => this.open(), this.retry);
-        this.retry = Math.min(this.retry * 2, 10000);
-      }
-    };
-  }
+  };
+  socket.onopen = () => onOpen();
+  socket.onmessage = message => {
+    try {
+      onMessage(JSON.parse(message.data));
+    } catch {
+      // not ours to understand
+    }
+  };
+  socket.onclose = done;
+  socket.onerror = done;
+  return {
+    close: () => {
+      closed = true; // closed on purpose: no onClose
+      socket.close();
+    }
+  };
 }

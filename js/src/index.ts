@@ -1,16 +1,21 @@
 /**
  * castray_nb in JupyterLab: a left-sidebar panel of every Ray cluster the Jupyter server
- * has attached or can discover, dashboards in main-area tabs (through the server's proxy),
- * and the code that attaches a cluster put into the active notebook.
+ * has attached or can discover, dashboards in main-area tabs (through the server's proxy)
+ * that come back after a reload, and the code that attaches a cluster put into the active
+ * notebook. This file only wires the pieces: the model (``model.ts``), the view
+ * (``sidebar.ts``) and the commands (``commands.ts``).
  */
-import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { Clipboard, ICommandPalette, IFrame, MainAreaWidget } from '@jupyterlab/apputils';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { Clipboard, ICommandPalette, IFrame, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
 
-import { ICluster } from './api';
-import { addressOf, CastraySidebar } from './sidebar';
+import { api, ICluster, openEventSocket } from './api';
+import { addCommands, CommandIDs } from './commands';
+import { addressOf } from './format';
+import { ClustersModel } from './model';
+import { CastraySidebar } from './sidebar';
 
 const PLUGIN_ID = 'castray-nb:sidebar';
 
@@ -35,22 +40,44 @@ export function attachCode(cluster: ICluster, style: string): string {
   return `%load_ext castray_nb\n%castray connect ${address} --name ${cluster.name}\n`;
 }
 
+/** A dashboard tab: the cluster it shows is its ``name``, which the layout restorer keeps. */
+class DashboardTab extends MainAreaWidget<IFrame> {
+  constructor(readonly cluster: string, url: string) {
+    const frame = new IFrame({
+      sandbox: ['allow-scripts', 'allow-forms', 'allow-popups', 'allow-modals', 'allow-downloads']
+    });
+    frame.url = url;
+    frame.addClass('castray-dashboard-frame');
+    super({ content: frame });
+    this.id = `castray-dashboard-${cluster}`;
+    this.title.label = `Ray: ${cluster}`;
+    this.title.icon = rayIcon;
+    this.title.closable = true;
+  }
+}
+
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'Every Ray cluster at a glance: attached and discovered, live.',
   autoStart: true,
   requires: [ISettingRegistry],
-  optional: [ICommandPalette, INotebookTracker],
+  optional: [ICommandPalette, INotebookTracker, ILayoutRestorer],
   activate: async (
     app: JupyterFrontEnd,
     registry: ISettingRegistry,
     palette: ICommandPalette | null,
-    notebooks: INotebookTracker | null
+    notebooks: INotebookTracker | null,
+    restorer: ILayoutRestorer | null
   ) => {
     let interval = 2;
     let discoverOnOpen = true;
     let codeStyle = 'magic';
-    const settings = await registry.load(PLUGIN_ID).catch(() => null);
+    let settingsProblem = '';
+    const settings = await registry.load(PLUGIN_ID).catch(error => {
+      settingsProblem = `the sidebar's settings could not be loaded (${(error as Error).message}); using the defaults`;
+      console.error(`castray-nb: ${settingsProblem}`);
+      return null;
+    });
     const read = () => {
       if (settings) {
         interval = settings.get('refreshInterval').composite as number;
@@ -60,94 +87,84 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
     read();
 
-    const openDashboard = (cluster: ICluster) => {
-      if (!cluster.dashboard_link) {
-        return;
+    const model = new ClustersModel({ api, openSocket: openEventSocket, interval: () => interval });
+    model.notice = settingsProblem;
+    // The commands first: the view's buttons take their state from them as it is built.
+    let sidebar: CastraySidebar | null = null;
+    const tracker = new WidgetTracker<DashboardTab>({ namespace: 'castray-dashboard' });
+    addCommands(app.commands, model, {
+      showSidebar: () => app.shell.activateById('castray-sidebar'),
+      focusAddress: () => sidebar?.addressBox.focus(),
+      typedAddress: () => sidebar?.addressBox.value ?? '',
+      clearAddress: () => {
+        if (sidebar) {
+          sidebar.addressBox.value = '';
+        }
+      },
+      openDashboard: cluster => {
+        const open = tracker.find(tab => tab.cluster === cluster.name);
+        if (open) {
+          app.shell.activateById(open.id);
+          return;
+        }
+        const tab = new DashboardTab(cluster.name, cluster.dashboard_link || '');
+        void tracker.add(tab);
+        app.shell.add(tab, 'main');
+        app.shell.activateById(tab.id);
+      },
+      insertCode: cluster => {
+        const cell = notebooks?.activeCell;
+        const editor = cell?.editor;
+        if (!cell || !editor || notebooks?.currentWidget?.isHidden !== false) {
+          return 'open a notebook and select a cell first';
+        }
+        editor.replaceSelection?.(attachCode(cluster, codeStyle));
+        return null;
+      },
+      copy: text => Clipboard.copyToSystem(text),
+      clusterUnderMenu: () => {
+        const card = app.contextMenuHitTest(node => !!node.dataset.cluster);
+        return card?.dataset.cluster || null;
       }
-      const id = `castray-dashboard-${cluster.name}`;
-      const existing = Array.from(app.shell.widgets('main')).find(w => w.id === id);
-      if (existing) {
-        app.shell.activateById(id);
-        return;
-      }
-      const frame = new IFrame({
-        sandbox: ['allow-scripts', 'allow-forms', 'allow-popups', 'allow-modals', 'allow-downloads']
-      });
-      frame.url = cluster.dashboard_link;
-      frame.addClass('castray-dashboard-frame');
-      const tab = new MainAreaWidget({ content: frame });
-      tab.id = id;
-      tab.title.label = `Ray: ${cluster.name}`;
-      tab.title.icon = rayIcon;
-      tab.title.closable = true;
-      app.shell.add(tab, 'main');
-      app.shell.activateById(id);
-    };
-
-    const insertCode = (cluster: ICluster): string | null => {
-      const cell = notebooks?.activeCell;
-      const editor = cell?.editor;
-      if (!cell || !editor || notebooks?.currentWidget?.isHidden !== false) {
-        return 'open a notebook and select a cell first';
-      }
-      editor.replaceSelection?.(attachCode(cluster, codeStyle));
-      return null;
-    };
-
-    const sidebar = new CastraySidebar({
-      interval: () => interval,
-      openDashboard,
-      insertCode,
-      copy: text => Clipboard.copyToSystem(text)
     });
+
+    sidebar = new CastraySidebar(model, app.commands);
     sidebar.title.icon = rayIcon;
     app.shell.add(sidebar, 'left', { rank: 600 });
+    if (restorer) {
+      restorer.add(sidebar, 'castray-sidebar');
+      void restorer.restore(tracker, {
+        command: CommandIDs.openDashboard,
+        args: tab => ({ name: tab.cluster }),
+        name: tab => tab.cluster
+      });
+    }
 
     let discoveredOnce = false;
+    const panel = sidebar;
     const discoverIfAsked = () => {
-      if (discoverOnOpen && sidebar.isVisible && !discoveredOnce) {
+      if (discoverOnOpen && panel.isVisible && !discoveredOnce) {
         discoveredOnce = true;
-        void sidebar.discover();
+        void app.commands.execute(CommandIDs.discover);
       }
     };
-    sidebar.shown.connect(discoverIfAsked);
+    panel.shown.connect(discoverIfAsked);
     void app.restored.then(discoverIfAsked);
 
     settings?.changed.connect(() => {
       const before = interval;
       read();
       if (interval !== before) {
-        sidebar.intervalChanged();
+        model.intervalChanged();
       }
     });
 
-    app.commands.addCommand('castray:open', {
-      label: 'Ray Clusters: Open the Sidebar',
-      icon: rayIcon,
-      execute: () => app.shell.activateById(sidebar.id)
-    });
-    app.commands.addCommand('castray:discover', {
-      label: 'Ray Clusters: Discover',
-      execute: async () => {
-        app.shell.activateById(sidebar.id);
-        await sidebar.discover();
-      }
-    });
-    app.commands.addCommand('castray:connect', {
-      label: 'Ray Clusters: Connect to an Address',
-      execute: async args => {
-        app.shell.activateById(sidebar.id);
-        const address = typeof args.address === 'string' ? args.address : '';
-        if (address) {
-          await sidebar.connect(address);
-        } else {
-          sidebar.addressBox.focus();
-        }
-      }
-    });
-    for (const command of ['castray:open', 'castray:discover', 'castray:connect']) {
+    for (const command of [CommandIDs.open, CommandIDs.discover, CommandIDs.connect]) {
       palette?.addItem({ command, category: 'Ray Clusters' });
     }
+    const onCard = '.castray-sidebar .castray-card';
+    [CommandIDs.openDashboard, CommandIDs.insertCode, CommandIDs.copyAddress, CommandIDs.toggleNodes, CommandIDs.detach]
+      .forEach((command, rank) => app.contextMenu.addItem({ command, selector: onCard, rank }));
   }
 };
 

@@ -1,0 +1,142 @@
+import { ClustersModel, concerns } from '../src/model';
+import { cluster, FakeApi, FakeSockets, sleep, until } from './fakes';
+
+function setup(interval = 0.5) {
+  const api = new FakeApi();
+  const sockets = new FakeSockets();
+  const model = new ClustersModel({ api, openSocket: sockets.factory, interval: () => interval, maxBackoff: 400 });
+  return { api, sockets, model };
+}
+
+describe('ClustersModel', () => {
+  it('sends nothing and opens no socket while no view shows it', async () => {
+    const { api, sockets, model } = setup(0.5);
+    await sleep(1200);
+    expect(api.calls).toEqual([]);
+    expect(sockets.opened).toHaveLength(0);
+    model.dispose();
+  });
+
+  it('fetches everything when shown, and rests again when hidden', async () => {
+    const { api, sockets, model } = setup(0.5);
+    model.active = true;
+    await until(() => api.count('clusters') >= 1 && api.count('nodes') >= 1 && api.count('jobs') >= 1);
+    await until(() => model.socketOpen);
+    expect(sockets.open).toBe(1);
+    model.active = false;
+    expect(sockets.open).toBe(0);
+    expect(model.socketOpen).toBe(false);
+    const before = api.calls.length;
+    await sleep(1500); // three intervals
+    expect(api.calls.length).toBe(before);
+    model.active = true;
+    await until(() => api.calls.length > before && sockets.open === 1);
+    model.dispose();
+  });
+
+  it('refreshes the cluster list each interval, and only what an event concerns in between', async () => {
+    const { api, sockets, model } = setup(60); // no scheduled round during the test
+    model.active = true;
+    await until(() => api.count('jobs') === 1 && sockets.open === 1);
+    api.calls = [];
+    sockets.last.send({ type: 'event', kind: 'job_status_changed', cluster: 'a' });
+    await until(() => api.count('jobs') === 1);
+    await sleep(150);
+    expect(api.calls).toEqual(['jobs']);
+    api.calls = [];
+    sockets.last.send({ type: 'event', kind: 'node_state_changed', cluster: 'a' });
+    sockets.last.send({ type: 'event', kind: 'node_added', cluster: 'a' }); // one burst, one fetch
+    await until(() => api.count('nodes') === 1);
+    await sleep(150);
+    expect(api.calls.sort()).toEqual(['clusters', 'nodes']);
+    api.calls = [];
+    sockets.last.send({ type: 'event', kind: 'cluster_discovered', cluster: 'b' });
+    await sleep(150);
+    expect(api.calls).toEqual([]);
+    model.dispose();
+  });
+
+  it('backs off while the server does not answer, says why, and recovers', async () => {
+    const { api, model } = setup(0.1);
+    api.failing.add('clusters');
+    model.active = true;
+    await until(() => model.reloadError !== '');
+    expect(model.reloadError).toBe('clusters failed: the server said no');
+    await sleep(1000);
+    // at 0.1 s without backoff that would be ~10 tries; the backoff doubles up to 0.4 s
+    expect(api.count('clusters')).toBeLessThan(7);
+    api.failing.clear();
+    await until(() => model.reloadError === '', 3000);
+    model.dispose();
+  });
+
+  it('opens the socket again after it drops, and with a new interval', async () => {
+    let interval = 0.2;
+    const api = new FakeApi();
+    const sockets = new FakeSockets();
+    const model = new ClustersModel({ api, openSocket: sockets.factory, interval: () => interval });
+    model.active = true;
+    await until(() => model.socketOpen);
+    sockets.last.drop();
+    expect(model.socketOpen).toBe(false);
+    expect(model.reconnecting).toBe(true);
+    await until(() => sockets.opened.length === 2 && model.socketOpen);
+    expect(model.reconnecting).toBe(false);
+    interval = 0.3;
+    model.intervalChanged();
+    await until(() => sockets.opened.length === 3);
+    expect(sockets.last.interval).toBe(0.3);
+    expect(sockets.open).toBe(1);
+    model.dispose();
+  });
+
+  it('stays busy until the last of overlapping actions ends', async () => {
+    const { api, model } = setup(60);
+    let release = () => {};
+    api.hold = new Promise<void>(resolve => (release = resolve));
+    const connecting = model.connect('127.0.0.1:6379');
+    const detaching = model.detach('a');
+    expect(model.busy).toBe(true);
+    release();
+    await connecting;
+    await detaching;
+    expect(model.busy).toBe(false);
+    model.dispose();
+  });
+
+  it('keeps the errors of a cluster apart from its own, whatever the cluster is called', async () => {
+    const { api, model } = setup(60);
+    api.found = [{ name: 'reload', gcs_address: null, dashboard_url: null, ray_version: null, num_nodes: 1, auth_required: false }];
+    await model.discover();
+    api.failing.add('connect');
+    await model.attach(api.found[0]);
+    expect(model.clusterErrors.get('reload')).toBe('connect failed: the server said no');
+    expect(model.reloadError).toBe('');
+    api.failing.add('discover');
+    await model.discover();
+    expect(model.discoverError).toBe('discover failed: the server said no');
+    expect(model.clusterErrors.has('discover')).toBe(false);
+    expect(await model.connect('  ')).toBe(false);
+    expect(model.connectError).toBe('type an address first');
+    model.dispose();
+  });
+
+  it('finds a cluster for a restored tab even before the sidebar was shown', async () => {
+    const { api, model } = setup(60);
+    api.attached = [cluster('lab')];
+    expect((await model.fetchCluster('lab'))?.dashboard_link).toBe('/castray/dashboard/lab/cap-x/');
+    expect(api.calls).toEqual(['clusters']);
+    model.dispose();
+  });
+});
+
+describe('concerns', () => {
+  it('maps each event to the parts it changes', () => {
+    expect(concerns({ type: 'hello' })).toEqual(['clusters', 'nodes', 'jobs']);
+    expect(concerns({ type: 'event', kind: 'job_added' })).toEqual(['jobs']);
+    expect(concerns({ type: 'event', kind: 'node_removed' })).toEqual(['clusters', 'nodes']);
+    expect(concerns({ type: 'event', kind: 'cluster_unreachable' })).toEqual(['clusters', 'nodes']);
+    expect(concerns({ type: 'event', kind: 'cluster_detached' })).toEqual(['clusters', 'nodes', 'jobs']);
+    expect(concerns({ type: 'event', kind: 'cluster_discovered' })).toEqual([]);
+  });
+});
