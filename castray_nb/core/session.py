@@ -408,6 +408,11 @@ class Session:
         """Read the actors of every attached cluster (or of ``cluster``) now; see :meth:`.Workload.actors`."""
         return self.workload.actors(cluster=cluster, state=state)
 
+    def refresh_actors(self) -> None:
+        """Read the ALIVE actors of every attached cluster and keep them (what a watch with
+        ``actors=True`` does each round)."""
+        self.workload.refresh_actors()
+
     def actor_counts(self) -> dict[tuple[str, str], int]:
         """ALIVE actors per (cluster, node_id), as of a watch's last round that read them."""
         return self.workload.actor_counts()
