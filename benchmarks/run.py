@@ -431,9 +431,17 @@ def _printed(script: str, n: int) -> float:
     return statistics.median(runs)
 
 
+@dataclasses.dataclass(frozen=True)
+class Lab:
+    url: str
+    token: str
+    pid: int  # the server's, for its CPU
+
+
 @contextlib.contextmanager
-def jupyter_lab() -> Iterator[tuple[str, str]]:
-    """JupyterLab with castray_nb's extension, on a free port, in dirs of its own."""
+def jupyter_lab(env: dict[str, str] | None = None, args: Sequence[str] = ()) -> Iterator[Lab]:
+    """JupyterLab with castray_nb's extension, on a free port, in dirs of its own;
+    ``env`` and ``args`` add to its environment and command line."""
     import signal
     import urllib.request
 
@@ -443,10 +451,11 @@ def jupyter_lab() -> Iterator[tuple[str, str]]:
     (port,) = free_ports(1)
     token = os.urandom(16).hex()
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / "c"), "JUPYTER_RUNTIME_DIR": str(root / "r"),
-           "JUPYTER_DATA_DIR": str(root / "d")}  # fmt: skip
+           "JUPYTER_DATA_DIR": str(root / "d"), **(env or {})}  # fmt: skip
     log = open(root / "log", "wb")
     server = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
-                               f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"],
+                               f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+                               *args],
                               env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -455,7 +464,7 @@ def jupyter_lab() -> Iterator[tuple[str, str]]:
                 urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
                 break
             time.sleep(0.3)
-        yield url, token
+        yield Lab(url, token, server.pid)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
@@ -469,7 +478,8 @@ def proxy_figures(table: Table, a: LocalCluster, n: int) -> None:
     import urllib.request
 
     assert a.dashboard_url
-    with jupyter_lab() as (url, token):
+    with jupyter_lab() as lab:
+        url, token = lab.url, lab.token
         body = json.dumps({"cluster_address": a.dashboard_url, "name": "bench"}).encode()
         request = urllib.request.Request(f"{url}/castray/api/cluster/connect-external", data=body, method="POST",
                                          headers={"Authorization": f"token {token}"})  # fmt: skip

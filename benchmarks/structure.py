@@ -32,11 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 GIT = shutil.which("git") or "git"
-HOME = tempfile.mkdtemp(prefix="castray-bench-home-")
-os.environ["HOME"] = HOME
-for var in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE", "RAY_ADDRESS"):
-    os.environ.pop(var, None)
-os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The benchmarks' own helpers; importing it gives this process a HOME of its own, and no Ray token.
+from run import HOME, jupyter_lab, replay_process  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -61,19 +59,7 @@ def run_in(tree: Path, script: str, *args: str, timeout: float = 300) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@contextlib.contextmanager
-def replay(nodes: int) -> Iterator[str]:
-    """The replay dashboard (this tree's) in a process of its own: its work is not counted."""
-    proc = subprocess.Popen([sys.executable, "-m", "castray_nb.testing.replay", "--nodes", str(nodes)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        yield proc.stdout.readline().strip()
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        proc.wait(10)
+replay = replay_process  # the replay dashboard in a process of its own: its work is not counted
 
 
 def row(what: str, old: str, new: str, note: str = "") -> None:
@@ -187,38 +173,20 @@ def discover_figures(old: Path) -> None:
 @contextlib.contextmanager
 def lab_with(tree: Path, clusters: list) -> Iterator[tuple[str, str, int]]:
     """JupyterLab whose server extension and sidebar are ``tree``'s, both clusters attached."""
-    import signal
-    import urllib.request
-
-    from castray_nb.launch import free_ports
-
-    root = Path(tempfile.mkdtemp(prefix="castray-bench-lab-"))
-    share = root / "share"
-    (share / "labextensions").mkdir(parents=True)
+    share = Path(tempfile.mkdtemp(prefix="castray-bench-share-"))
+    (share / "labextensions").mkdir()
     (share / "labextensions" / "castray-nb").symlink_to(tree / "castray_nb" / "labextension")
-    (port,) = free_ports(1)
-    token = os.urandom(16).hex()
-    env = {**os.environ, "PYTHONPATH": str(tree), "JUPYTER_PATH": str(share), "JUPYTER_CONFIG_DIR": str(root / "c"),
-           "JUPYTER_RUNTIME_DIR": str(root / "r"), "JUPYTER_DATA_DIR": str(root / "d"),
-           "CASTRAY_ATTACH": ",".join(c.gcs_address for c in clusters)}  # fmt: skip
-    log = open(root / "log", "wb")
-    server = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
-                               f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-                               "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    env = {
+        "PYTHONPATH": str(tree),
+        "JUPYTER_PATH": str(share),
+        "CASTRAY_ATTACH": ",".join(c.gcs_address for c in clusters),
+    }
+    args = ("--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate")
     try:
-        for _ in range(200):
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
-                break
-            time.sleep(0.3)
-        yield url, token, server.pid
+        with jupyter_lab(env, args) as lab:
+            yield lab.url, lab.token, lab.pid
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
-        log.close()
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(share, ignore_errors=True)
 
 
 def page_figures(tree: Path, clusters: list, sidebar_open: bool, seconds: float) -> tuple[int, float, str]:
@@ -290,7 +258,6 @@ def main() -> None:
             discover_figures(old)
         if "sidebar" in wanted:
             sidebar_figures(old)
-    shutil.rmtree(HOME, ignore_errors=True)
 
 
 if __name__ == "__main__":
