@@ -276,6 +276,7 @@ def test_after_a_server_restart_the_sidebar_reconnects_with_the_same_clusters(pa
         new MutationObserver(() => window.__castrayStatus.push(line.textContent)).observe(line,
             {childList: true, characterData: true, subtree: true});
     }""")
+    expect(page.locator("#castray-sidebar .castray-status")).to_have_text("live", timeout=30_000)
     before = lab.process.pid if lab.process else None
     lab.restart()
     assert lab.process is not None and lab.process.pid != before

@@ -5,9 +5,10 @@
  * It rests when nobody looks. While the sidebar is hidden (collapsed, or the browser tab
  * in the background) its poll stands by and its events socket is closed, so the server
  * reads no cluster on this page's behalf and the page sends nothing. While it is shown,
- * one poll refreshes the cluster list every interval (with backoff when the server does
- * not answer) and keeps the events socket open; each event refreshes only what it
- * concerns: node events the nodes, job events the jobs.
+ * one poll refreshes the cluster list and the jobs every interval (both answered from the
+ * server's memory; with backoff when the server does not answer) and keeps the events
+ * socket open; each event refreshes only what it concerns: node events the nodes, job
+ * events the jobs.
  */
 import { IDisposable } from '@lumino/disposable';
 import { Debouncer, Poll } from '@lumino/polling';
@@ -91,6 +92,7 @@ export class ClustersModel implements IDisposable {
   reconnecting = false;
 
   private _active = false;
+  private _shown: (() => boolean) | null = null;
   private _pending = 0;
   private _stale = new Set<Part>(['clusters', 'nodes', 'jobs']);
   private _socket: ISocket | null = null;
@@ -101,12 +103,19 @@ export class ClustersModel implements IDisposable {
   private readonly _soon: Debouncer;
 
   constructor(private readonly options: IModelOptions) {
+    // Started at once: standing by while no view shows the model, it only checks each
+    // interval whether one does (no request).
     this._poll = new Poll({
-      auto: false,
+      auto: true,
       factory: state => this.tick(state.phase === 'refreshed'),
       frequency: { interval: this.intervalMs(), backoff: true, max: options.maxBackoff ?? 30_000 },
       name: 'castray-nb:clusters',
-      standby: () => (this._active ? 'when-hidden' : true)
+      standby: () => {
+        if (this._shown && this._shown() !== this._active) {
+          setTimeout(() => this.sync(), 0); // a missed show or hide costs one round at most
+        }
+        return this._active ? 'when-hidden' : true;
+      }
     });
     this._soon = new Debouncer(() => this._poll.refresh(), 50);
     if (typeof document !== 'undefined') {
@@ -154,6 +163,19 @@ export class ClustersModel implements IDisposable {
     }
   }
 
+  /** Follow a view: the model is active exactly while ``shown()`` says the view is shown. */
+  follow(shown: () => boolean): void {
+    this._shown = shown;
+    this.sync();
+  }
+
+  /** Take up the followed view's visibility now (its show and hide messages call this). */
+  sync(): void {
+    if (this._shown) {
+      this.active = this._shown();
+    }
+  }
+
   /** The interval setting changed: the poll and the socket take it up. */
   intervalChanged(): void {
     this._poll.frequency = { ...this._poll.frequency, interval: this.intervalMs() };
@@ -186,7 +208,11 @@ export class ClustersModel implements IDisposable {
     this.openSocket();
     const wanted = new Set<Part>(this._stale);
     if (!asked) {
-      wanted.add('clusters'); // their state and "refreshed" time change with no event
+      // Both answered from the server's memory. The clusters' state and "refreshed" time
+      // change with no event, and so do the jobs the server reads first after the socket
+      // opens: it raises job events for changes only, not for the jobs it found.
+      wanted.add('clusters');
+      wanted.add('jobs');
       if (this.expanded.size) {
         wanted.add('nodes'); // the open node lists show usage, which raises no event
       }

@@ -72,6 +72,7 @@ export class CastraySidebar extends Widget {
     );
     this.node.append(header, connect, this.connectLine, this.statusLine, this.body);
     model.changed.connect(this.render, this);
+    model.follow(() => this.isAttached && this.isVisible);
     commands.commandChanged.connect(this.refreshButtons, this);
     this.render();
   }
@@ -97,23 +98,23 @@ export class CastraySidebar extends Widget {
 
   protected onAfterAttach(msg: Message): void {
     super.onAfterAttach(msg);
-    this.model.active = this.isVisible;
+    this.model.sync();
   }
 
-  protected onBeforeDetach(msg: Message): void {
-    this.model.active = false;
-    super.onBeforeDetach(msg);
+  protected onAfterDetach(msg: Message): void {
+    super.onAfterDetach(msg);
+    this.model.sync();
   }
 
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
-    this.model.active = true;
+    this.model.sync();
     this._shown.emit();
   }
 
   protected onAfterHide(msg: Message): void {
     super.onAfterHide(msg);
-    this.model.active = false;
+    this.model.sync();
   }
 
   dispose(): void {

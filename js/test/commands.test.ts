@@ -116,6 +116,11 @@ describe('the sidebar view', () => {
     await until(() => api.calls.includes('detach lab'));
     view.hide();
     expect(model.active).toBe(false);
+    view.show();
+    expect(model.active).toBe(true);
+    Widget.detach(view);
+    expect(model.active).toBe(false);
+    Widget.attach(view, document.body);
     Widget.detach(view);
     view.dispose();
     model.dispose();

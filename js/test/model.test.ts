@@ -34,6 +34,19 @@ describe('ClustersModel', () => {
     model.dispose();
   });
 
+  it('follows its view, even through a show or hide that no message announced', async () => {
+    const { api, sockets, model } = setup(0.2);
+    let shown = false;
+    model.follow(() => shown);
+    await sleep(500);
+    expect(api.calls).toEqual([]);
+    shown = true; // no message: the poll's next round finds out
+    await until(() => api.count('clusters') >= 1 && sockets.open === 1, 2000);
+    shown = false;
+    await until(() => !model.active && sockets.open === 0, 2000);
+    model.dispose();
+  });
+
   it('refreshes the cluster list each interval, and only what an event concerns in between', async () => {
     const { api, sockets, model } = setup(60); // no scheduled round during the test
     model.active = true;
@@ -53,6 +66,19 @@ describe('ClustersModel', () => {
     sockets.last.send({ type: 'event', kind: 'cluster_discovered', cluster: 'b' });
     await sleep(150);
     expect(api.calls).toEqual([]);
+    model.dispose();
+  });
+
+  it('asks each round for the clusters and the jobs, and for the nodes only while a node list is open', async () => {
+    const { api, sockets, model } = setup(0.3);
+    model.active = true;
+    await until(() => api.count('nodes') === 1 && sockets.open === 1);
+    api.calls = [];
+    await until(() => api.count('clusters') >= 2, 3000);
+    expect(api.count('jobs')).toBeGreaterThanOrEqual(1);
+    expect(api.count('nodes')).toBe(0); // node changes come as events
+    model.toggleNodes('a');
+    await until(() => api.count('nodes') >= 2, 3000);
     model.dispose();
   });
 
