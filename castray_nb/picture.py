@@ -117,7 +117,8 @@ class _Drawing:
             y += 0.55 + n_rows * self.PITCH
         width = self.n(TILES_PER_ROW + 0.4)
         return (
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}px" height="{self.n(height)}px" '
+            # In points, as matplotlib sized it: 648 user units show 864 px wide, text included.
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}pt" height="{self.n(height)}pt" '
             f'viewBox="0 0 {width} {self.n(height)}" font-family="sans-serif" class="castray-picture">'
             + "".join(self.parts)
             + "</svg>"
