@@ -45,6 +45,8 @@ _WHERE = {
     "discover": "castray_nb.api",
     "discover_report": "castray_nb.api",
     "follow_job_logs": "castray_nb.api",
+    "forget": "castray_nb.api",
+    "recent": "castray_nb.api",
     "job_logs": "castray_nb.api",
     "jobs": "castray_nb.api",
     "nodes": "castray_nb.api",

@@ -14,6 +14,7 @@ from .core.links import jupyter_context
 from .core.model import ClusterState, Event
 from .core.registry import KernelRegistry
 from .core.session import Session
+from .core.store import Remembered
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -145,6 +146,24 @@ def disconnect(name: str | None = None, *, all: bool = False, driver: bool = Fal
 def clusters() -> list[ClusterState]:
     """The attached clusters as of their last refresh."""
     return session().clusters()
+
+
+def recent() -> list[Remembered]:
+    """Every cluster you attached before, from any front end (kernels, the sidebar, the
+    command line), the most recently seen first: its name, address and ``last_seen``.
+    Discovery offers the live ones again (source ``recent``).
+
+    >>> [(c.name, c.address) for c in castray_nb.recent()]   # doctest: +SKIP
+    [('gpu', '10.1.2.3:6379')]
+    """
+    return session().remembered()
+
+
+def forget(name: str) -> list[Remembered]:
+    """Drop a remembered cluster, by the name it was attached under or its address; returns
+    what was dropped. Raises :class:`UnknownCluster` when none is remembered so. An attached
+    cluster stays attached (and is remembered again when next attached)."""
+    return session().forget(name)
 
 
 def nodes(*, source: str | None = None, alive_only: bool = False, refresh: bool = True) -> pd.DataFrame:

@@ -37,6 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also list other Unix users' clusters here (never attached by --connect)",
     )
+    discover.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also probe this machine: HOST, HOST:GCS_PORT or http://HOST:PORT (repeatable; see the hosts setting)",
+    )
+
+    recent = commands.add_parser("recent", help="list the clusters you attached before (from any front end)")
+    recent.add_argument("--json", action="store_true", help="print a JSON list")
+    forget = commands.add_parser("forget", help="drop a remembered cluster (see castray-nb recent)")
+    forget.add_argument("name", metavar="NAME", help="the name it was attached under, or its address")
 
     nodes = commands.add_parser("nodes", help="list the nodes of clusters (default: every discovered one)")
     nodes.add_argument("--address", action="append", default=[], metavar="ADDR", help="a cluster to read (repeatable)")
@@ -91,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _jobs(args, settings)
         if args.command == "logs":
             return _logs(args, settings)
+        if args.command == "recent":
+            return _recent(args)
+        if args.command == "forget":
+            return _forget(args)
         return _demo(args, settings)
     except CastrayError as exc:
         print(f"castray-nb: error: {exc}", file=sys.stderr)
@@ -125,17 +141,22 @@ def _discover(args: argparse.Namespace, settings: Any) -> int:
 
     if args.all_users:
         settings = settings.replace(all_users=True)
-    report = _discover_and_attach(Session(settings)) if args.connect else discover_report(settings)
+    if args.host:
+        settings = settings.replace(hosts=(*settings.hosts, *(_host_entry(h) for h in args.host)))
+    session = Session(settings) if args.connect else None
+    report = _discover_and_attach(session) if session else discover_report(settings)
+    attached = {c.info.name for c in session.clusters()} if session else set()
     if args.json:
-        print(json.dumps([c.to_json() for c in report.clusters], indent=2))
+        print(json.dumps([_found_json(c, attached if session else None) for c in report.clusters], indent=2))
     else:
         rows = [
             (c.name, c.gcs_address or "-", c.dashboard_url or "-", c.ray_version or "?",
-             "?" if c.num_nodes is None else str(c.num_nodes), "yes" if c.auth_required else "no", c.owner or "-")
+             "?" if c.num_nodes is None else str(c.num_nodes), "yes" if c.auth_required else "no", c.owner or "-",
+             c.location)
             for c in report.clusters
         ]  # fmt: skip
         print(
-            _table(("NAME", "GCS", "DASHBOARD", "RAY", "NODES", "TOKEN", "OWNER"), rows)
+            _table(("NAME", "GCS", "DASHBOARD", "RAY", "NODES", "TOKEN", "OWNER", "WHERE"), rows)
             if rows
             else "No live Ray cluster found."
         )
@@ -145,6 +166,47 @@ def _discover(args: argparse.Namespace, settings: Any) -> int:
         for what, why in report.rejected:
             print(f"not a live cluster: {what}: {why}", file=sys.stderr)
         print(f"{report.hints} session folder(s) seen; {report.elapsed_s * 1000:.0f} ms", file=sys.stderr)
+    return 0
+
+
+def _found_json(cluster: Any, attached: set[str] | None) -> dict[str, Any]:
+    """A discovered cluster's JSON; with ``--connect`` also whether it is now attached."""
+    data: dict[str, Any] = cluster.to_json()
+    if attached is not None:
+        data["attached"] = cluster.name in attached
+    return data
+
+
+def _host_entry(text: str) -> str:
+    from .core.errors import InvalidArgument
+    from .core.settings import check_host_entry
+
+    try:
+        return check_host_entry(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"--host: {exc}") from None
+
+
+def _recent(args: argparse.Namespace) -> int:
+    from .core.store import Recent
+    from .core.times import full
+
+    entries = Recent().entries()
+    if args.json:
+        print(json.dumps([e.to_json() for e in entries], indent=2))
+    elif entries:
+        rows = [(e.name, e.address, full(e.last_seen_at), ",".join(e.sources) or "-") for e in entries]
+        print(_table(("NAME", "ADDRESS", "LAST SEEN", "SOURCES"), rows))
+    else:
+        print("No cluster attached before.")
+    return 0
+
+
+def _forget(args: argparse.Namespace) -> int:
+    from .core.store import Recent
+
+    for entry in Recent().forget(args.name):
+        print(f"forgot {entry.name} ({entry.address})")
     return 0
 
 

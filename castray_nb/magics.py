@@ -5,6 +5,8 @@
     %castray connect ADDRESS [--name NAME] [--driver] [--token-file FILE]
     %castray disconnect NAME | --all | --driver
     %castray clusters
+    %castray recent
+    %castray forget NAME
     %castray nodes [--local | --external] [--alive]
     %castray actors [--cluster NAME] [--state ALIVE]
     %castray jobs [--cluster NAME] [--status RUNNING]
@@ -69,6 +71,9 @@ def build_parser() -> MagicArgumentParser:
     disconnect.add_argument("--driver", action="store_true", help="also ray.shutdown() the driver connection")
 
     commands.add_parser("clusters", add_help=True, help="the attached clusters and their state")
+    commands.add_parser("recent", add_help=True, help="the clusters you attached before (a DataFrame)")
+    forget = commands.add_parser("forget", add_help=True, help="drop a remembered cluster (see %%castray recent)")
+    forget.add_argument("name", help="the name it was attached under, or its address")
 
     nodes = commands.add_parser("nodes", add_help=True, help="the merged node table (a DataFrame)")
     which = nodes.add_mutually_exclusive_group()
@@ -146,7 +151,7 @@ def _discover(args: Any) -> Any:
     if args.json:
         return [c.to_json() for c in found]
     columns = ["name", "gcs_address", "dashboard_url", "dashboard_link", "ray_version", "num_nodes", "auth_required",
-               "owner", "sources"]  # fmt: skip
+               "owner", "location", "sources"]  # fmt: skip
     rows = [{**c.to_json(), "dashboard_link": c.dashboard_link} for c in found]
     frame = pd.DataFrame([{k: row[k] for k in columns} for row in rows], columns=columns)
     frame["num_nodes"] = frame["num_nodes"].astype("Int64")  # a cluster of unknown size must not make 1 read 1.0
@@ -186,6 +191,18 @@ def _clusters(args: Any) -> Any:
     ]
     return pd.DataFrame(rows, columns=["name", "reachable", "via", "nodes", "alive", "last_refresh", "read_ms",
                                        "dashboard_url", "dashboard_link", "gcs_address", "error", "note"])  # fmt: skip
+
+
+def _recent(args: Any) -> Any:
+    import pandas as pd
+
+    columns = ["name", "address", "session_name", "last_seen", "sources"]
+    rows = [{**e.to_json(), "last_seen": e.last_seen_at} for e in _api().recent()]
+    return pd.DataFrame([{k: row[k] for k in columns} for row in rows], columns=columns)
+
+
+def _forget(args: Any) -> list[str]:
+    return [e.name for e in _api().forget(args.name)]
 
 
 def _nodes(args: Any) -> Any:
@@ -250,6 +267,8 @@ _COMMANDS = {
     "connect": _connect,
     "disconnect": _disconnect,
     "clusters": _clusters,
+    "recent": _recent,
+    "forget": _forget,
     "nodes": _nodes,
     "actors": _actors,
     "jobs": _jobs,

@@ -42,6 +42,12 @@ class Attachment:
     read_s: float | None = None
     error: str | None = None
     warnings: tuple[str, ...] = ()
+    remembered: float = 0.0  # monotonic time its last_seen was last written to the user's store
+
+    @property
+    def address(self) -> str:
+        """What it was attached by: its GCS address, else its dashboard URL."""
+        return self.info.gcs_address or self.info.dashboard_url or ""
 
     def current_rows(self) -> list[NodeRecord]:
         """Its rows, each with ``last_seen`` the time of the reading that saw it.

@@ -6,7 +6,8 @@ Who gets a token (:func:`token_for`, asked at the moment of every send):
 - a token given on purpose (``connect(..., token=...)``, ``--token-file``) goes where it
   was given for;
 - Ray's own token (its sources, as Ray reads them) goes to an address on another machine,
-  as Ray's own CLI would send it there;
+  as Ray's own CLI would send it there, unless only a discovery plug-in named that host and
+  did not say the token is meant for it (:func:`withhold`);
 - to an endpoint on this machine, Ray's token goes only when every socket listening there
   belongs to this Unix user (:mod:`.owners`): on a shared machine another user's process
   can pose as a Ray cluster, and a token it receives opens every cluster of ours.
@@ -15,6 +16,7 @@ Who gets a token (:func:`token_for`, asked at the moment of every send):
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -74,20 +76,59 @@ def _read_token(path: Path, source: str) -> Token | None:
 @dataclass(frozen=True)
 class Grant:
     """The token to send to one endpoint, or None; ``withheld_from`` names the user whose
-    endpoint did not get Ray's token (None when nothing was held back)."""
+    endpoint did not get Ray's token, or ``withheld_because`` says why another machine did
+    not (both None when nothing was held back)."""
 
     token: Token | None
     withheld_from: str | None = None
+    withheld_because: str | None = None
+
+    @property
+    def held_back(self) -> bool:
+        """Whether Ray's token was kept from this endpoint."""
+        return self.withheld_from is not None or self.withheld_because is not None
 
     def refusal(self, where: str) -> str | None:
         """What to tell a user whose request ``where`` was refused for want of the token held back."""
+        on_purpose = "To send one on purpose, pass token= to connect() (or --token-file on the command line)"
+        if self.withheld_because is not None:
+            return f"{where} requires a Ray auth token; yours was withheld: {self.withheld_because}. {on_purpose}"
         if self.withheld_from is None:
             return None
         return (
             f"{where} requires a Ray auth token, and it belongs to user {self.withheld_from}: castray_nb sends "
-            "your Ray token only to your own processes. To send one on purpose, pass token= to connect() "
-            "(or --token-file on the command line)"
+            f"your Ray token only to your own processes. {on_purpose}"
         )
+
+
+# Other machines that get no Ray token of ours: hosts only a discovery plug-in named, which
+# did not say the token is meant for them. Host (lower case) -> why. Process-wide, as the
+# token itself is: every sender asks token_for at the moment it sends.
+_withheld: dict[str, str] = {}
+_withheld_lock = threading.Lock()
+
+
+def withhold(host: str, why: str) -> None:
+    """Send Ray's own token to ``host`` (another machine) no more, until :func:`release`."""
+    with _withheld_lock:
+        _withheld[_host_key(host)] = why
+
+
+def release(host: str) -> None:
+    """The user named ``host`` themselves (an address they typed, the ``hosts`` setting):
+    Ray's token may go there again, as Ray's own CLI would send it."""
+    with _withheld_lock:
+        _withheld.pop(_host_key(host), None)
+
+
+def withheld(host: str) -> str | None:
+    """Why Ray's token is kept from ``host``, or None."""
+    with _withheld_lock:
+        return _withheld.get(_host_key(host))
+
+
+def _host_key(host: str) -> str:
+    return host.strip("[]").lower().rstrip(".")
 
 
 def token_for(host: str, port: int, token: Token | None = None) -> Grant:
@@ -102,7 +143,8 @@ def token_for(host: str, port: int, token: Token | None = None) -> Grant:
     from .owners import holder
 
     if not is_this_machine(host):
-        return Grant(found)
+        why = withheld(host)
+        return Grant(None, withheld_because=why) if why else Grant(found)
     held = holder(probe_host(host.strip("[]")), port)
     if held.own:
         return Grant(found)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import logging
-import socket
 from collections.abc import Callable, Sequence
 
 from .address import DEFAULT_PORTS, Address, cluster_key, is_this_machine, join_hostport, parse_address
@@ -13,7 +12,7 @@ from .auth import Token, find_token
 from .client import ClusterClient
 from .discovery import ClusterInfo, discover
 from .errors import AmbiguousAddress, AuthRequired, CastrayError, ClusterUnreachable, DriverConflict, InvalidAddress
-from .gcs import notes, read_gcs, version_note
+from .gcs import notes, read_gcs, tcp_failure, version_note
 from .local import initialized_ray
 from .owners import holder_at
 from .settings import Settings
@@ -97,7 +96,7 @@ def _resolve_host(parsed: Address, settings: Settings, discover: Discover, token
         )
 
     def opened(port: int) -> str | None:
-        return _tcp_failure(host, port, settings.probe_timeout)
+        return tcp_failure(host, port, settings.probe_timeout)
 
     tried: dict[str, str] = {}
     found: dict[str, ClusterInfo] = {}
@@ -134,21 +133,6 @@ def _resolve_host(parsed: Address, settings: Settings, discover: Discover, token
     raise ClusterUnreachable(f"nothing at {host} answers as Ray on its default ports ({what})")
 
 
-def _tcp_failure(host: str, port: int, timeout: float) -> str | None:
-    """None when ``host:port`` accepts TCP connections, else why not, in a few words."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return None
-    except socket.gaierror:
-        return "unknown host"
-    except TimeoutError:
-        return f"no answer within {timeout:g} s"
-    except ConnectionRefusedError:
-        return "connection refused"
-    except OSError as exc:
-        return exc.strerror or type(exc).__name__
-
-
 def _resolve_gcs(parsed: Address, settings: Settings, discover: Discover, token: Token | None) -> ClusterInfo:
     if is_this_machine(parsed.host):
         key = cluster_key(parsed.hostport)
@@ -175,7 +159,7 @@ def _resolve_gcs(parsed: Address, settings: Settings, discover: Discover, token:
         session_dir=None,
         num_nodes=None,
         auth_required=False,
-        sources=("address",),
+        sources=_sources(parsed.host, settings),
         cluster_id=reading.cluster_id,
         note=notes(reading.note, version_note(ray_version)),
         owner=holder_at(parsed.hostport).user,
@@ -198,9 +182,16 @@ def _resolve_dashboard(parsed: Address, settings: Settings, discover: Discover, 
         session_dir=None,
         num_nodes=None,
         auth_required=False,
-        sources=("address",),
+        sources=_sources(parsed.host, settings),
         owner=owner,
     )
+
+
+def _sources(host: str, settings: Settings) -> tuple[str, ...]:
+    """How a cluster reached by its address was named: ``hosts`` when that host is one of
+    the ``hosts`` setting's (attached from the sidebar's discovered list, say), else ``address``."""
+    listed = {parse_address(entry).host.lower() for entry in settings.hosts}
+    return ("hosts",) if host.lower() in listed and not is_this_machine(host) else ("address",)
 
 
 def driver_address() -> str | None:

@@ -9,17 +9,27 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from .address import cluster_key, is_this_machine, join_hostport, probe_host, split_hostport
-from .auth import find_token
+from .address import DEFAULT_PORTS, cluster_key, is_this_machine, join_hostport, probe_host, split_hostport
+from .auth import find_token, release, withhold
 from .client import ClusterClient
 from .errors import AuthRequired, CastrayError, ClusterUnreachable
-from .gcs import fallback_note, notes, read_gcs, tcp_open, version_note
+from .gcs import fallback_note, notes, read_gcs, tcp_failure, version_note
 from .http import get_json
 from .links import dashboard_link
 from .owners import Holder, current_user, holder_at, process_uid, user_name
 from .render import card, one_line
 from .settings import Settings, load_settings
-from .sources import Candidate, SourceContext, default_temp_dir, registered_sources
+from .sources import (
+    OWN_SOURCES,
+    THIS_MACHINE_SOURCES,
+    Candidate,
+    SourceContext,
+    default_temp_dir,
+    registered_sources,
+)
+
+# Where a cluster is, as the faces show it (ClusterInfo.location), most telling first.
+LOCATIONS = ("this-machine", "listed-host", "address", "plug-in", "recent")
 
 
 @dataclass(frozen=True)
@@ -54,11 +64,19 @@ class ClusterInfo:
         hidden from discovery unless asked (``all_users``), never attached by ``auto``."""
         return self.owner is not None and self.owner != current_user()
 
+    @property
+    def location(self) -> str:
+        """Where it is: ``this-machine``; or, elsewhere, how it was named: ``listed-host``
+        (the ``hosts`` setting), ``address`` (typed, ``attach``, ``RAY_ADDRESS``), ``plug-in``
+        (a discovery plug-in) or ``recent`` (attached before)."""
+        return location_of(self.gcs_address or self.dashboard_url or "", self.sources)
+
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
         del data["link"]
         data["sources"] = list(self.sources)
         data["other_user"] = self.other_user
+        data["location"] = self.location
         return data
 
     def __repr__(self) -> str:
@@ -75,7 +93,7 @@ class ClusterInfo:
     def _facts(self) -> list[tuple[str, str]]:
         nodes = "?" if self.num_nodes is None else str(self.num_nodes)
         where = ("gcs", self.gcs_address) if self.gcs_address else ("dashboard", self.dashboard_url or "-")
-        facts = [where, ("nodes", nodes), ("ray", self.ray_version or "?")]
+        facts = [where, ("nodes", nodes), ("ray", self.ray_version or "?"), ("where", self.location)]
         if self.other_user:
             facts.append(("owner", str(self.owner)))
         if self.auth_required:
@@ -109,6 +127,25 @@ class Found(list[ClusterInfo]):
         self.report = report
 
 
+def location_of(address: str, sources: Sequence[str]) -> str:
+    """:attr:`ClusterInfo.location` of a cluster at ``address`` found by ``sources``."""
+    host = address.split("://", 1)[-1].split("/", 1)[0]
+    try:
+        host = split_hostport(host)[0]
+    except ValueError:
+        pass
+    if not host or is_this_machine(host):
+        return "this-machine"
+    given = set(sources)
+    if "hosts" in given:
+        return "listed-host"
+    if given & {"address", "config", "env"}:
+        return "address"
+    if given - OWN_SOURCES:
+        return "plug-in"
+    return "recent" if "recent" in given else "address"
+
+
 def discover(settings: Settings | None = None) -> list[ClusterInfo]:
     """Every live Ray cluster this machine knows of, each once: this user's own and those
     elsewhere; other users' clusters on this machine too with ``settings.all_users``.
@@ -125,6 +162,7 @@ def discover_report(settings: Settings | None = None) -> DiscoveryReport:
     settings = settings or load_settings()
     temp_dirs = tuple(dict.fromkeys([default_temp_dir(), *settings.temp_dirs]))
     candidates, errors = _collect(SourceContext(settings, temp_dirs), settings.sources)
+    _token_policy(candidates)
     hints = [c for c in candidates if c.hint]
     groups = _group([c for c in candidates if not c.hint])
     clusters: list[ClusterInfo] = []
@@ -202,7 +240,54 @@ class _SourceRun:
         return found, self._error
 
 
+def _host_of(candidate: Candidate) -> str | None:
+    """The host a candidate names (None when it names none that can be read)."""
+    if candidate.host:
+        return candidate.host
+    try:
+        if candidate.gcs_address:
+            return split_hostport(candidate.gcs_address)[0]
+        if candidate.dashboard_url:
+            return split_hostport(candidate.dashboard_url.split("://", 1)[-1].split("/", 1)[0])[0]
+    except ValueError:
+        return None
+    return None
+
+
+def _named_by_user(candidate: Candidate) -> bool:
+    """Whether Ray's token may go to the candidate's host (another machine): the user's own
+    word (a built-in source: the hosts and attach settings, RAY_ADDRESS, recent attachments
+    that had it), or a plug-in that says the token is meant for it."""
+    if candidate.token_meant is not None:
+        return candidate.token_meant
+    return candidate.source in OWN_SOURCES
+
+
+def _token_policy(candidates: Sequence[Candidate]) -> None:
+    """Hosts on other machines that only plug-ins named (none saying the token is meant
+    for them) get no Ray token from this process (:func:`.auth.withhold`), before anything
+    is sent there; hosts the user named get it again (:func:`.auth.release`)."""
+    user: set[str] = set()
+    plugin: dict[str, set[str]] = {}
+    for c in candidates:
+        host = _host_of(c)
+        if c.hint or not host or is_this_machine(host) or c.source in THIS_MACHINE_SOURCES:
+            continue
+        if _named_by_user(c):
+            user.add(host.lower())
+        else:
+            plugin.setdefault(host.lower(), set()).add(c.source)
+    for host in user:
+        release(host)
+    for host, sources in plugin.items():
+        if host not in user:
+            names = ", ".join(sorted(sources))
+            withhold(host, f"only the discovery plug-in {names} named {host}, without saying the token is meant for it")
+
+
 def _key(candidate: Candidate) -> tuple[str, object]:
+    if candidate.host:
+        return ("host", candidate.host.lower())
     if candidate.gcs_address:
         try:
             return ("gcs", cluster_key(candidate.gcs_address))
@@ -224,18 +309,67 @@ def _first(group: Sequence[Candidate], attr: str) -> object:
 
 
 def _describe(group: Sequence[Candidate]) -> str:
-    where = _first(group, "gcs_address") or _first(group, "dashboard_url") or "?"
+    where = _first(group, "gcs_address") or _first(group, "dashboard_url") or _first(group, "host") or "?"
     return f"{where} (from {', '.join(sorted({c.source for c in group}))})"
 
 
 def _verify(group: list[Candidate], settings: Settings) -> ClusterInfo | str:
     """A ClusterInfo when the group is a live Ray cluster, else the reason it is not."""
     try:
+        refused = _not_to_probe(group, settings)
+        if refused:
+            return refused
+        host = next((h for h in map(_host_of, group) if h), None)
+        if host and not is_this_machine(host):
+            # Ray processes seen here with an address that is not this machine's run in
+            # another network namespace (a container): what they say of ports is about
+            # that machine's loopback, not ours. The address named is probed as any remote one.
+            group = [c for c in group if c.source not in THIS_MACHINE_SOURCES]
+        if group[0].host:
+            expanded = _on_default_ports(group[0], settings)
+            if isinstance(expanded, str):
+                return expanded
+            group = expanded
         return _verify_or_raise(group, settings)
     except CastrayError as exc:
         return str(exc)
     except (OSError, ValueError) as exc:
         return f"{type(exc).__name__}: {exc}"
+
+
+def _not_to_probe(group: Sequence[Candidate], settings: Settings) -> str | None:
+    """Why a group is not probed at all, or None. Discovery sends traffic to this machine,
+    and to the hosts the user (settings, RAY_ADDRESS, recent attachments) or an installed
+    plug-in named; not to a host that Ray's files here merely mention."""
+    host = next((h for h in map(_host_of, group) if h), None)
+    if host is None or is_this_machine(host):
+        return None
+    if not settings.remote:
+        return f"on another machine ({host}), and remote addresses are off (CASTRAY_REMOTE)"
+    if all(c.source in THIS_MACHINE_SOURCES for c in group):
+        return f"its head is on another machine ({host}): list that host in the hosts setting (CASTRAY_HOSTS)"
+    return None
+
+
+def _on_default_ports(candidate: Candidate, settings: Settings) -> list[Candidate] | str:
+    """A host named alone, as candidates at whichever of Ray's default GCS and dashboard
+    ports accept connections (both tried at once, each within ``probe_timeout``), or why none does."""
+    host = str(candidate.host)
+    ports = [(label, port) for label, port in DEFAULT_PORTS if label in ("GCS", "dashboard")]
+    with concurrent.futures.ThreadPoolExecutor(len(ports), thread_name_prefix="castray-host") as pool:
+        failures = list(pool.map(lambda lp: tcp_failure(probe_host(host), lp[1], settings.probe_timeout), ports))
+    (_, gcs_port), (_, dash_port) = ports
+    (gcs_failure, dash_failure) = failures
+    if gcs_failure and dash_failure:
+        tried = "; ".join(f"{label} {port}: {why}" for (label, port), why in zip(ports, failures, strict=True))
+        return f"nothing at {host} answers as Ray on its default ports ({tried})"
+    base = dataclasses.replace(candidate, host=None)
+    found = []
+    if not gcs_failure:
+        found.append(dataclasses.replace(base, gcs_address=join_hostport(host, gcs_port)))
+    if not dash_failure:
+        found.append(dataclasses.replace(base, dashboard_url=f"http://{join_hostport(host, dash_port)}"))
+    return found
 
 
 def _verify_or_raise(group: list[Candidate], settings: Settings) -> ClusterInfo | str:
@@ -245,11 +379,10 @@ def _verify_or_raise(group: list[Candidate], settings: Settings) -> ClusterInfo 
     gcs_reading = None
     gcs_auth = False
     if isinstance(gcs, str):
-        host, _ = split_hostport(gcs)
-        if not is_this_machine(host):
-            return "not on this machine: discovery only probes this machine (attach it with connect())"
-        if not tcp_open(gcs, settings.probe_timeout):
-            return f"stale: nothing listens at {gcs}"
+        host, port = split_hostport(gcs)
+        failure = tcp_failure(probe_host(host), port, settings.probe_timeout)
+        if failure:
+            return f"stale: nothing listens at {gcs} ({failure})"
     # Whose it is, before anything is asked of it: other users' clusters are not probed
     # unless they are to be shown (and even then never get our token: see auth.token_for).
     uids = _owner_uids(group, gcs)
@@ -381,11 +514,12 @@ def _find_dashboard(
     group: Sequence[Candidate], gcs_reading: object, session: object, settings: Settings
 ) -> tuple[str | None, dict[str, object] | None, bool]:
     """(dashboard URL or None, its /api/version reply, whether it wants a token)."""
+    named = {h.lower() for h in map(_host_of, group) if h}
     for url, owned in _dashboard_urls(group, gcs_reading):
         try:
-            host = url.split("://", 1)[1].rsplit(":", 1)[0]
-            if not is_this_machine(host):
-                continue
+            host = url.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
+            if not is_this_machine(host) and host.lower() not in named:
+                continue  # a host nobody named (what a GCS elsewhere says of its dashboard)
             version = get_json(f"{url}/api/version", settings.probe_timeout)
         except AuthRequired:
             if owned:  # its own process serves it, so it is this cluster's dashboard

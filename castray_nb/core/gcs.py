@@ -39,11 +39,22 @@ class GcsReading:
 def tcp_open(hostport: str, timeout: float) -> bool:
     """Whether something accepts TCP connections at ``host:port``."""
     host, port = split_hostport(hostport)
+    return tcp_failure(probe_host(host), port, timeout) is None
+
+
+def tcp_failure(host: str, port: int, timeout: float) -> str | None:
+    """None when ``host:port`` accepts TCP connections, else why not, in a few words."""
     try:
-        with socket.create_connection((probe_host(host), port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except socket.gaierror:
+        return "unknown host"
+    except TimeoutError:
+        return f"no answer within {timeout:g} s"
+    except ConnectionRefusedError:
+        return "connection refused"
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
 
 
 def read_gcs(address: str, timeout: float, *, with_nodes: bool = True, token: Token | None = None) -> GcsReading:

@@ -262,9 +262,14 @@ def submission_client(dashboard_url: str, token: Token | None = None) -> Any:
     from .gcs import rays_token_mode_on
 
     grant = token_for_url(dashboard_url, token)
-    if grant.withheld_from is not None and rays_token_mode_on():
+    if grant.held_back and rays_token_mode_on():
+        whose = (
+            f"belongs to user {grant.withheld_from}"
+            if grant.withheld_from
+            else f"gets no token: {grant.withheld_because}"
+        )
         raise AuthRequired(
-            f"{dashboard_url} belongs to user {grant.withheld_from}, and Ray's job client in this process would "
+            f"{dashboard_url} {whose}, and Ray's job client in this process would "
             "send it your Ray token (token mode is on): pass token= to connect() to send one on purpose"
         )
     token = grant.token

@@ -128,6 +128,7 @@ class ClusterState:
             "note": self.info.note,
             "owner": self.info.owner,
             "other_user": self.info.other_user,
+            "location": self.info.location,
         }
 
 

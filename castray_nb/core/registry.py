@@ -40,6 +40,9 @@ class Registration:
     name: str
     dashboard_url: str
     pid: int
+    # False: the kernel keeps Ray's token from this dashboard's host (only a discovery
+    # plug-in named it; see auth.withhold), and so must the server.
+    token: bool = True
 
 
 def registry_dir() -> Path:
@@ -74,8 +77,12 @@ class KernelRegistry:
 
     def write(self, clusters: Iterable[tuple[str | None, str, str | None]]) -> None:
         """Record ``(session_name, name, dashboard_url)`` of each attached cluster."""
+        from .auth import withheld
+
         entries = [
-            asdict(Registration(session, name, url, self.pid)) for session, name, url in clusters if session and url
+            asdict(Registration(session, name, url, self.pid, withheld(_host(url)) is None))
+            for session, name, url in clusters
+            if session and url
         ]
         with self._lock:
             if not entries:
@@ -126,12 +133,22 @@ def registrations() -> list[Registration]:
             for entry in data.get("clusters", []):
                 found.append(
                     Registration(
-                        str(entry["session_name"]), str(entry["name"]), str(entry["dashboard_url"]), int(pid_text)
+                        str(entry["session_name"]),
+                        str(entry["name"]),
+                        str(entry["dashboard_url"]),
+                        int(pid_text),
+                        entry.get("token") is not False,
                     )
                 )
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # being replaced, or not ours to understand: skip it
     return found
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname or ""
 
 
 def _alive(pid: int) -> bool:

@@ -65,15 +65,27 @@ def message_line(message: str, *, error: bool = False) -> str:
     return f"<div style='color:{colour}'>{clock(now())} {_e(message)}</div>"
 
 
+# Where a cluster is (ClusterInfo.location), as the panel writes it; the sidebar writes the same.
+PLACES = {
+    "this-machine": "this machine",
+    "listed-host": "a listed host (hosts setting)",
+    "address": "another machine, by address",
+    "plug-in": "another machine, from a discovery plug-in",
+    "recent": "another machine, attached before",
+}
+
+
 def discovered_list(found: Sequence[ClusterInfo], attached: dict[str | None, str]) -> str:
     """What a discovery found, one line each: attached as which name, whose, token needed."""
 
     def item(c: ClusterInfo) -> str:
         as_name = f" (attached as <b>{_e(attached[c.gcs_address])}</b>)" if c.gcs_address in attached else ""
         owner = f", owner <b>{_e(c.owner or '?')}</b> (another user's)" if c.other_user else ""
+        where = f"{c.dashboard_url or '-'}" if not c.gcs_address else c.gcs_address
         return (
-            f"<li><code>{_e(c.name)}</code> GCS <code>{_e(c.gcs_address or '-')}</code>, "
-            f"{'?' if c.num_nodes is None else c.num_nodes} node(s)"
+            f"<li><code>{_e(c.name)}</code> {'GCS' if c.gcs_address else 'dashboard'} <code>{_e(where)}</code>, "
+            f"{'?' if c.num_nodes is None else c.num_nodes} node(s), "
+            f"<span data-location='{_e(c.location)}'>on {_e(PLACES[c.location])}</span>"
             f"{', token needed' if c.auth_required else ''}{owner}{as_name}</li>"
         )
 
@@ -102,9 +114,10 @@ def render_status(states: Sequence[ClusterState], local_rows: Sequence[NodeRecor
         link = f" &middot; <a href='{_e(href)}' target='_blank'>dashboard</a>" if href else ""
         warn = f" &middot; <span style='color:#9a6700'>{_e('; '.join(c.notes))}</span>" if c.notes else ""
         owner = f" &middot; owner <b>{_e(c.info.owner or '?')}</b>" if c.info.other_user else ""
+        where = f"<span data-location='{_e(c.info.location)}'>on {_e(PLACES[c.info.location])}</span>"
         lines.append(
             f"<div><span style='color:{dot}'>&#9679;</span> <b>{_e(c.name)}</b>: {c.num_nodes} node(s), "
-            f"{c.alive_nodes} alive; {how}{link}{owner}{warn}</div>"
+            f"{c.alive_nodes} alive, {where}; {how}{link}{owner}{warn}</div>"
         )
     if not lines:
         lines.append(

@@ -17,13 +17,14 @@ import dataclasses
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .actors import ActorRecord
-from .address import Address, cluster_key, parse_address
+from .address import Address, cluster_key, is_this_machine, parse_address
 from .attachment import Attachment, ClusterReader
-from .auth import Token, given_token
+from .auth import Token, given_token, withheld, withhold
 from .changes import node_events
 from .client import ClusterClient
 from .discovery import ClusterInfo, DiscoveryReport, Found, discover_report
@@ -35,6 +36,7 @@ from .naming import checked_name, default_name, free_name, same_cluster
 from .nodes import ALIVE, NodeRecord, mark_unreachable, to_dataframe
 from .runtime import LocalTracker
 from .settings import Settings, load_settings
+from .store import Recent, Remembered
 from .watch import Bus, Scheduler, Watch
 from .workload import Workload
 
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
+
+SEEN_EVERY_S = 60.0  # how often a reachable attachment's last_seen is written to the user's store
 
 
 def _client(info: ClusterInfo, settings: Settings, token: Token | None = None) -> ClusterReader:
@@ -57,7 +61,8 @@ class Session:
     Thread-safe: connect, refresh, attach and detach may be called from any thread.
     Every front end (the Python API, the magics, the panel, the CLI, the server) attaches
     through :meth:`connect` and :meth:`discover`. ``reader`` and ``discoverer`` replace how
-    a cluster is read and how clusters are found (tests inject fakes there).
+    a cluster is read and how clusters are found (tests inject fakes there). Every cluster
+    attached is remembered in ``recent`` (default: the user's store, :class:`.store.Recent`).
 
     >>> with Session() as s:                            # doctest: +SKIP
     ...     s.connect("127.0.0.1:6379")
@@ -70,8 +75,10 @@ class Session:
         *,
         reader: Reader | None = None,
         discoverer: Discoverer | None = None,
+        recent: Recent | None = None,
     ) -> None:
         self.settings = settings or load_settings()
+        self.recent = recent or Recent()
         self._reader: Reader = reader or _client
         self._discoverer: Discoverer = discoverer or discover_report
         self._lock = threading.RLock()
@@ -121,6 +128,8 @@ class Session:
             become_driver(parsed.url, token=given)
             self.refresh()
             return self._driver_state(parsed.url)
+        if given is None:
+            self._keep_token_from_plugin_hosts(parsed)
         info = resolve(parsed, self.settings, discover=self._discovered, token=given)
         with self._lock:
             self._check_free(info, name)
@@ -129,6 +138,25 @@ class Session:
                 raise CastrayError(f"{info.name}: no GCS address known, so it cannot be joined as a driver")
             become_driver(info.gcs_address, token=given)
         return self.attach(info, name, refresh=refresh, token=given)
+
+    def _keep_token_from_plugin_hosts(self, parsed: Address) -> None:
+        """A remembered cluster whose host only a plug-in named keeps getting no Ray token
+        when it is attached again (the sidebar's Recent, the server's restore), as at first."""
+        if not parsed.host or is_this_machine(parsed.host):
+            return
+        for entry in self.recent.entries():
+            if not entry.token and _host(entry.address) == parsed.host.lower():
+                withhold(
+                    parsed.host, f"{entry.name} was found by a discovery plug-in that did not say it is meant for it"
+                )
+
+    def remembered(self) -> list[Remembered]:
+        """The clusters attached before, from any front end (the user's store), newest first."""
+        return self.recent.entries()
+
+    def forget(self, name: str) -> list[Remembered]:
+        """Drop a remembered cluster (by its name or address); raises :class:`UnknownCluster`."""
+        return self.recent.forget(name)
 
     def discover(self, *, connect: bool = False, all_users: bool | None = None) -> Found:
         """Every live cluster on this machine (with this session's settings), as a list
@@ -175,11 +203,24 @@ class Session:
             name = name or free_name(default_name(info), self._attached)
             attachment = Attachment(name, info, self._reader(info, self.settings, token), token)
             self._attached[name] = attachment
+        self._remember(attachment)
         self.bus.emit([Event("cluster_attached", name, detail=info.gcs_address or info.dashboard_url or "")])
         if refresh:
             self.bus.emit(self._read_all([attachment]))
         with self._lock:
             return self._state(attachment)
+
+    def _remember(self, attachment: Attachment) -> None:
+        if not attachment.address:
+            return
+        attachment.remembered = time.monotonic()
+        self.recent.remember(
+            attachment.name,
+            attachment.address,
+            session_name=attachment.info.name,
+            sources=attachment.info.sources,
+            token=withheld(_host(attachment.address)) is None,
+        )
 
     def _check_free(self, info: ClusterInfo, name: str | None) -> Attachment | None:
         """The attachment of the same cluster if there is one; raises :class:`NameTaken`
@@ -226,17 +267,25 @@ class Session:
         with self._lock:
             if name not in self._attached:
                 raise UnknownCluster(f"no attached cluster is called {name!r} (attached: {self._names_text()})")
-            del self._attached[name]
+            gone = self._attached.pop(name)
+        self._seen_last(gone)
         self.workload.forget(name)
         self.bus.emit([Event("cluster_detached", name)])
 
     def detach_all(self) -> list[str]:
         with self._lock:
+            gone = list(self._attached.values())
             names = list(self._attached)
             self._attached.clear()
+        for attachment in gone:
+            self._seen_last(attachment)
         self.workload.forget()
         self.bus.emit([Event("cluster_detached", n) for n in names])
         return names
+
+    def _seen_last(self, attachment: Attachment) -> None:
+        if attachment.last_ok is not None and attachment.address:
+            self.recent.seen(attachment.address, attachment.last_ok.timestamp())
 
     def clusters(self) -> list[ClusterState]:
         with self._lock:
@@ -335,6 +384,11 @@ class Session:
             attachment.read_s = reading.elapsed_s
             attachment.error = None
             attachment.warnings = reading.warnings
+            due = time.monotonic() - attachment.remembered >= SEEN_EVERY_S
+            if due:
+                attachment.remembered = time.monotonic()
+        if due:
+            self.recent.seen(attachment.address)
         return events
 
     def _current(self, attachment: Attachment, seq: int) -> bool:
@@ -487,3 +541,12 @@ class Session:
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
         """Call ``callback(event)`` for every change; returns a function that unsubscribes."""
         return self.bus.subscribe(callback)
+
+
+def _host(address: str) -> str:
+    """The host of a GCS ``host:port`` or a dashboard URL, in lower case."""
+    from urllib.parse import urlsplit
+
+    if "://" in address:
+        return (urlsplit(address).hostname or "").lower()
+    return address.rpartition(":")[0].strip("[]").lower()

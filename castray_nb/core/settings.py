@@ -18,7 +18,13 @@ key (config file)         environment variable        meaning
 ``dashboard_link``        CASTRAY_DASHBOARD_LINK       template of the dashboard links shown (see core/links.py)
 ``dashboard_writes``      CASTRAY_DASHBOARD_WRITES     true: the server's dashboard proxy passes non-GET requests
 ``all_users``             CASTRAY_ALL_USERS            true: discovery also lists other Unix users' clusters here
+``hosts``                 CASTRAY_HOSTS                other machines discovery probes (comma-separated; see below)
 ========================  ==========================  =========================================
+
+``hosts`` names machines, never ranges: ``gpu-box`` (Ray's default ports: GCS 6379 and
+dashboard 8265), ``10.1.2.3:6380`` (a GCS on that port), ``http://head:8265`` (a
+dashboard). Discovery sends traffic to this machine and to those hosts only (and to the
+hosts an installed discovery plug-in names).
 
 The file is ``$CASTRAY_CONFIG`` or ``~/.config/castray_nb/config.json``; unknown keys
 are an error, so a misspelt key never goes unnoticed.
@@ -53,6 +59,7 @@ class Settings:
     dashboard_link: str | None = None
     dashboard_writes: bool = False
     all_users: bool = False
+    hosts: tuple[str, ...] = ()
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -72,8 +79,22 @@ def check_template(template: str, env: Mapping[str, str] | None = None) -> str:
     return template
 
 
+def check_host_entry(text: str) -> str:
+    """One ``hosts`` entry as given, or ValueError saying why it names no machine to probe."""
+    from .address import parse_address
+    from .errors import InvalidAddress
+
+    try:
+        kind = parse_address(text).kind
+    except InvalidAddress as exc:
+        raise ValueError(str(exc)) from None
+    if kind not in ("host", "gcs", "dashboard"):
+        raise ValueError(f"{text!r} is not a host, host:port or http(s):// dashboard URL")
+    return text
+
+
 _FLOATS = ("probe_timeout", "source_timeout", "http_timeout", "gcs_timeout", "refresh_interval")
-_LISTS = {"temp_dirs": os.pathsep, "attach": ",", "sources": ","}
+_LISTS = {"temp_dirs": os.pathsep, "attach": ",", "sources": ",", "hosts": ","}
 _BOOLS = ("remote", "dashboard_writes", "all_users")
 _ENV = {name: "CASTRAY_" + name.upper() for name in (*_FLOATS, *_LISTS, *_BOOLS, "node_limit", "dashboard_link")}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -136,6 +157,10 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
         items = raw.split(_LISTS[key]) if isinstance(raw, str) else raw
         if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
             raise ValueError("must be a list of strings")
-        return tuple(i.strip() for i in items if i.strip())
+        entries = tuple(i.strip() for i in items if i.strip())
+        if key == "hosts":
+            for entry in entries:
+                check_host_entry(entry)
+        return entries
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad value for {where}: {exc}") from None

@@ -7,18 +7,23 @@ group ``castray_nb.discovery``::
     [project.entry-points."castray_nb.discovery"]
     my_hosts = "my_pkg.castray:my_hosts_source"
 
-Candidates are claims, not facts: :mod:`castray_nb.core.discovery` verifies them.
+Candidates are claims, not facts: :mod:`castray_nb.core.discovery` verifies them, by
+probing the address each names, on this machine or another. A plug-in may name clusters
+on other machines; Ray's auth token goes to such a host only when the plug-in says it is
+meant for it (``Candidate(..., token_meant=True)``): see the README's "Clusters on other
+machines".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .address import SESSION_NAME, join_hostport
+from .address import SESSION_NAME, join_hostport, parse_address
 from .settings import Settings
 
 
@@ -40,6 +45,12 @@ class Candidate:
     ray_version: str | None = None
     gcs_pid: int | None = None
     local_node_ids: tuple[str, ...] = ()
+    # A host named alone: Ray's default ports are tried there (GCS 6379, dashboard 8265).
+    host: str | None = None
+    # Whether Ray's auth token may go to this candidate's host when it is another machine.
+    # None: as its source decides (the built-in sources are the user's own word: yes; a
+    # plug-in: no, unless it says True).
+    token_meant: bool | None = None
     # A hint names a cluster that may have existed (a session folder); it adds
     # detail to a live cluster but never makes one by itself.
     hint: bool = False
@@ -282,3 +293,35 @@ def configured_addresses(ctx: SourceContext) -> Iterator[Candidate]:
         candidate = _candidate_from_text("config", text)
         if candidate:
             yield candidate
+
+
+@register_source("hosts")
+def listed_hosts(ctx: SourceContext) -> Iterator[Candidate]:
+    """The machines of the ``hosts`` setting: a host alone (Ray's default ports), a GCS
+    ``host:port``, or a dashboard URL. Only these are probed: never a range, never a scan."""
+    for text in ctx.settings.hosts:
+        address = parse_address(text)  # checked when the settings were read
+        if address.kind == "host":
+            yield Candidate(source="hosts", host=address.host)
+        elif address.kind == "gcs":
+            yield Candidate(source="hosts", gcs_address=address.hostport)
+        elif address.kind == "dashboard":
+            yield Candidate(source="hosts", dashboard_url=address.url)
+
+
+@register_source("recent")
+def recent_attachments(ctx: SourceContext) -> Iterator[Candidate]:
+    """Clusters the user attached before (the user's store: :class:`.store.Recent`)."""
+    from .store import Recent
+
+    for entry in Recent().entries():
+        candidate = _candidate_from_text("recent", entry.address)
+        if candidate:
+            yield dataclasses.replace(candidate, token_meant=entry.token)
+
+
+# castray_nb's own sources; any other (an entry point, or one registered in a program) is a plug-in.
+OWN_SOURCES = frozenset(_BUILTIN)
+# Those that only look at this machine: what they claim elsewhere (a raylet here of a head
+# elsewhere) is not probed unless the user lists that host.
+THIS_MACHINE_SOURCES = frozenset({"processes", "current_cluster", "session_dirs"})

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..core.address import is_this_machine
+from ..core.auth import withhold
 from ..core.client import ClusterClient
 from ..core.errors import AuthRequired, CastrayError, ClusterTimeout
 from ..core.registry import registrations
@@ -80,7 +81,10 @@ class Targets:
             return target
         registered = [r for r in registrations() if r.session_name == key]
         if registered:
-            return self._verify(key, registered[0].dashboard_url, "registered by a kernel")
+            entry = registered[0]
+            if not entry.token:  # the kernel keeps Ray's token from that host: so does the server
+                withhold(urlsplit(entry.dashboard_url).hostname or "", "only a discovery plug-in named it")
+            return self._verify(key, entry.dashboard_url, "registered by a kernel")
         discovered = self._discover()
         if key in discovered:
             url = discovered[key]

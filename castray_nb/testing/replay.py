@@ -59,6 +59,7 @@ class ReplayDashboard:
         self.version = {**_load("version.json"), "session_name": session_name}
         self.jobs = self._jobs(jobs)
         self.requests = 0
+        self.auth_log: str | None = None  # a file: one line per request, its path and a hash of its Authorization
         self._server = http.server.ThreadingHTTPServer((host, port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, name="replay-dashboard", daemon=True)
 
@@ -121,6 +122,11 @@ class ReplayDashboard:
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 replay.requests += 1
                 parts = urlsplit(self.path)
+                if replay.auth_log:
+                    header = self.headers.get("Authorization")
+                    seen = hashlib.sha256(header.encode()).hexdigest() if header else "none"
+                    with open(replay.auth_log, "a", encoding="utf-8") as log:
+                        log.write(f"{parts.path}\t{seen}\n")
                 if parts.path == "/api/version":
                     body: object = replay.version
                 elif parts.path == "/api/v0/nodes":
@@ -162,8 +168,14 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, required=True)
     parser.add_argument("--jobs", type=int, default=0)
     parser.add_argument("--session", default="session_2026-01-01_00-00-00_000000_1")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--auth-log", help="append each request's path and the SHA-256 of its Authorization here")
     args = parser.parse_args()
-    with ReplayDashboard(nodes=args.nodes, jobs=args.jobs, session_name=args.session) as url:
+    replay = ReplayDashboard(nodes=args.nodes, jobs=args.jobs, session_name=args.session, host=args.host,
+                             port=args.port)  # fmt: skip
+    replay.auth_log = args.auth_log
+    with replay as url:
         print(url, flush=True)
         sys.stdin.read()  # until the parent closes our stdin or goes away
 

@@ -1,0 +1,228 @@
+"""The user's own store: what castray_nb remembers between processes and restarts.
+
+One SQLite file (the standard library's ``sqlite3``), ``<Jupyter data dir>/castray_nb/
+castray.sqlite3``, in a folder of mode 0700, the file 0600: readable by the user alone.
+Several processes use it at once (kernels, the Jupyter server, the command line): it is
+in WAL mode, every write is one short transaction, and a writer waits up to
+:data:`BUSY_TIMEOUT_S` for another's lock rather than fail.
+
+It holds, today, the **recent attachments** (:class:`Recent`): every cluster the user
+attached, from any front end, with its address, its name and when it was last seen.
+Discovery offers them again as candidates (source ``recent``); ``forget`` drops one.
+
+A store file that is not the user's own, or that other users may write, is not used (it
+is logged once): another user who could write it could make discovery probe, and the
+server attach, whatever they liked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("castray_nb")
+
+BUSY_TIMEOUT_S = 5.0
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS recent (
+    address TEXT PRIMARY KEY,         -- as attached: a GCS host:port or a dashboard URL
+    name TEXT NOT NULL,               -- the name it was attached under
+    session_name TEXT,                -- the Ray session it had then
+    sources TEXT NOT NULL DEFAULT '', -- comma-separated discovery sources that had found it
+    token INTEGER NOT NULL DEFAULT 1, -- 0: Ray's token is withheld from its host (a plug-in named it)
+    first_attached REAL NOT NULL,     -- Unix time
+    last_seen REAL NOT NULL           -- Unix time it last answered
+)
+"""
+
+
+def store_path() -> Path:
+    """``<Jupyter data dir>/castray_nb/castray.sqlite3`` (``JUPYTER_DATA_DIR`` moves it)."""
+    from jupyter_core.paths import jupyter_data_dir
+
+    return Path(jupyter_data_dir()) / "castray_nb" / "castray.sqlite3"
+
+
+class StoreError(OSError):
+    """The store cannot be used (not the user's own, or unreadable)."""
+
+
+class Store:
+    """The SQLite file, opened per operation: a connection is cheap (about 0.2 ms) and a
+    short-lived one never holds a lock across a refresh, nor a file handle in a fork."""
+
+    def __init__(self, path: Path | None = None, clock: Callable[[], float] = time.time) -> None:
+        self._path = path
+        self.clock = clock
+        self._ready = False
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        return self._path or store_path()
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection in one transaction (committed at the end, rolled back on error)."""
+        path = self.path
+        try:
+            with self._lock:
+                if not self._ready:
+                    _prepare(path)
+            db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"the store {path} cannot be used: {exc}") from None
+        try:
+            with self._lock:
+                if not self._ready:
+                    _migrate(db)
+                    self._ready = True
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"the store {path} cannot be used: {exc}") from None
+        finally:
+            db.close()
+
+
+def _prepare(path: Path) -> None:
+    """Make the folder (0700) and the file (0600) the user's own, or refuse a file that is not."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.chmod(0o700)  # also when it was made before, with the umask's mode
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600))
+        info = path.lstat()
+    except OSError as exc:
+        raise StoreError(f"the store {path} cannot be opened: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise StoreError(f"the store {path} is not a file of this user's alone (mode 0600): not used")
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA journal_mode = WAL")
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version < SCHEMA_VERSION:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(_SCHEMA)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """One recent attachment."""
+
+    name: str
+    address: str
+    session_name: str | None
+    sources: tuple[str, ...]
+    token: bool
+    first_attached: float
+    last_seen: float
+
+    @property
+    def last_seen_at(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.last_seen, dt.UTC)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "address": self.address,
+            "session_name": self.session_name,
+            "sources": list(self.sources),
+            "last_seen": self.last_seen_at.isoformat(),
+            "first_attached": dt.datetime.fromtimestamp(self.first_attached, dt.UTC).isoformat(),
+        }
+
+
+class Recent:
+    """The recent attachments in the user's store. Failures are logged, never raised into
+    an attach: remembering is a convenience, attaching is the user's work."""
+
+    def __init__(self, store: Store | None = None) -> None:
+        self.store = store or Store()
+        self._warned = False
+
+    def remember(
+        self, name: str, address: str, *, session_name: str | None, sources: tuple[str, ...], token: bool
+    ) -> None:
+        now = self.store.clock()
+        self._quietly(
+            lambda db: db.execute(
+                "INSERT INTO recent (address, name, session_name, sources, token, first_attached, last_seen)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(address) DO UPDATE SET name = excluded.name,"
+                " session_name = excluded.session_name, sources = excluded.sources, token = excluded.token,"
+                " last_seen = excluded.last_seen",
+                (address, name, session_name, ",".join(sources), int(token), now, now),
+            )
+        )
+
+    def seen(self, address: str, at: float | None = None) -> None:
+        """It answered at ``at`` (default now)."""
+        when = self.store.clock() if at is None else at
+        self._quietly(
+            lambda db: db.execute("UPDATE recent SET last_seen = max(last_seen, ?) WHERE address = ?", (when, address))
+        )
+
+    def entries(self) -> list[Remembered]:
+        """Every remembered cluster, the most recently seen first."""
+        rows: list[tuple[Any, ...]] = self._quietly(  # type: ignore[assignment]
+            lambda db: db.execute(
+                "SELECT name, address, session_name, sources, token, first_attached, last_seen FROM recent"
+                " ORDER BY last_seen DESC, name"
+            ).fetchall()
+        )
+        return [
+            Remembered(name, address, session, tuple(s for s in sources.split(",") if s), bool(token), first, last)
+            for name, address, session, sources, token, first, last in rows or []
+        ]
+
+    def forget(self, name: str) -> list[Remembered]:
+        """Drop the clusters remembered under ``name`` (or at that address); returns them.
+        Raises :class:`.errors.UnknownCluster` when none is, naming those that are."""
+        from .errors import UnknownCluster
+
+        try:
+            with self.store.connection() as db:
+                rows = db.execute(
+                    "SELECT name, address, session_name, sources, token, first_attached, last_seen FROM recent"
+                    " WHERE name = ? OR address = ?",
+                    (name, name),
+                ).fetchall()
+                db.execute("DELETE FROM recent WHERE name = ? OR address = ?", (name, name))
+        except StoreError as exc:
+            raise UnknownCluster(f"{name!r} cannot be forgotten: {exc}") from None
+        if not rows:
+            known = ", ".join(sorted({e.name for e in self.entries()})) or "none"
+            raise UnknownCluster(f"no remembered cluster is called {name!r} (remembered: {known})")
+        return [
+            Remembered(n, a, s, tuple(x for x in src.split(",") if x), bool(t), f, last)
+            for n, a, s, src, t, f, last in rows
+        ]
+
+    def _quietly(self, work: Callable[[sqlite3.Connection], object]) -> object:
+        try:
+            with self.store.connection() as db:
+                return work(db)
+        except (StoreError, OSError) as exc:
+            if not self._warned:
+                self._warned = True
+                log.warning("castray_nb: recent attachments are not kept: %s", exc)
+            return None
