@@ -173,6 +173,28 @@ class DisconnectHandler(_Base):
         self.reply({"detached": gone})
 
 
+class RecentHandler(_Base):
+    """``GET castray/api/recent``: the clusters attached before (the user's store), each
+    with whether it is attached now; ``DELETE castray/api/recent?name=NAME``: forget one."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        session = self.castray.session
+        entries = await self.call("read", session.remembered)
+        attached = {c.info.gcs_address or c.info.dashboard_url for c in session.clusters()}
+        self.reply({"clusters": [{**e.to_json(), "attached": e.address in attached} for e in entries]})
+
+    @web.authenticated
+    @authorized
+    async def delete(self) -> None:
+        name = self.get_query_argument("name", None)
+        if not name:
+            raise ApiError(400, "bad_request", "give ?name=NAME (the name it was attached under, or its address)")
+        gone = await self.call("read", self.castray.session.forget, name)
+        self.reply({"forgotten": [e.to_json() for e in gone]})
+
+
 class DashboardLinksHandler(_Base):
     """``DELETE castray/api/dashboard-links[?cluster=KEY]``: revoke dashboard links."""
 
@@ -315,6 +337,7 @@ def routes(base_url: str) -> list[tuple[str, type]]:
         (api_route("events"), EventsHandler),
         (api_route("openapi.json"), OpenApiHandler),
         (api_route("dashboard-links"), DashboardLinksHandler),
+        (api_route("recent"), RecentHandler),
         (api_route("jobs"), JobsHandler),
         (api_route(r"jobs/([^/]+)/([^/]+)/logs"), JobLogsHandler),
         (url_path_join(base_url, PROXY_PATH, r"[^/]+/cap-[A-Za-z0-9_-]{32}(?:/.*)?"), proxy.DashboardProxyHandler),

@@ -20,6 +20,20 @@ export interface ICluster {
   alive_nodes: number;
   owner?: string | null; // the Unix user running it on this machine (null elsewhere)
   other_user?: boolean; // another user's: never sent the user's Ray token
+  location?: Location;
+}
+
+/** Where a cluster is: this machine, or how one elsewhere was named. */
+export type Location = 'this-machine' | 'listed-host' | 'address' | 'plug-in' | 'recent';
+
+/** A cluster attached before (the user's store). */
+export interface IRecent {
+  name: string;
+  address: string;
+  session_name: string | null;
+  sources: string[];
+  last_seen: string;
+  attached: boolean;
 }
 
 export interface IDiscovered {
@@ -31,6 +45,8 @@ export interface IDiscovered {
   auth_required: boolean;
   owner?: string | null;
   other_user?: boolean;
+  location?: Location;
+  sources?: string[];
 }
 
 export interface INode {
@@ -114,7 +130,10 @@ export const api = {
   detach: (name: string) =>
     request<{ detached: string[] }>(`cluster/disconnect-external?name=${encodeURIComponent(name)}`, {
       method: 'DELETE'
-    })
+    }),
+  recent: () => request<{ clusters: IRecent[] }>('recent').then(r => r.clusters),
+  forget: (nameOrAddress: string) =>
+    request<{ forgotten: unknown[] }>(`recent?name=${encodeURIComponent(nameOrAddress)}`, { method: 'DELETE' })
 };
 
 /**

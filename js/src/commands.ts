@@ -7,7 +7,7 @@
 import { CommandRegistry } from '@lumino/commands';
 import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
-import type { ICluster } from './api';
+import type { ICluster, IRecent } from './api';
 import { addressOf } from './format';
 import { ClustersModel } from './model';
 
@@ -21,6 +21,8 @@ export namespace CommandIDs {
   export const insertCode = 'castray:insert-code';
   export const copyAddress = 'castray:copy-address';
   export const toggleNodes = 'castray:toggle-nodes';
+  export const attachRecent = 'castray:attach-recent';
+  export const forget = 'castray:forget';
 }
 
 /** What the commands need of the page around them. */
@@ -57,6 +59,14 @@ export function addCommands(commands: CommandRegistry, model: ClustersModel, ui:
       throw new Error(`no attached cluster is called ${name}`);
     }
     return cluster;
+  };
+  const remembered = (args: ReadonlyPartialJSONObject): IRecent => {
+    const address = typeof args.address === 'string' ? args.address : '';
+    const entry = model.recent.find(r => r.address === address);
+    if (!entry) {
+      throw new Error(`no recent cluster at ${address || '(no address given)'}`);
+    }
+    return entry;
   };
   const added: IDisposableLike[] = [
     commands.addCommand(CommandIDs.open, {
@@ -140,6 +150,20 @@ export function addCommands(commands: CommandRegistry, model: ClustersModel, ui:
     commands.addCommand(CommandIDs.copyAddress, {
       label: 'Copy the Address',
       execute: args => ui.copy(addressOf(attached(args)))
+    }),
+    commands.addCommand(CommandIDs.attachRecent, {
+      label: args => `Attach ${typeof args.address === 'string' ? args.address : 'the Recent Cluster'} Again`,
+      caption: 'Attach this cluster again, under the name it had',
+      execute: async args => {
+        await model.attachRecent(remembered(args));
+      }
+    }),
+    commands.addCommand(CommandIDs.forget, {
+      label: 'Forget',
+      caption: 'Forget this cluster: it is no longer offered under Recent nor probed by discovery',
+      execute: async args => {
+        await model.forget(remembered(args));
+      }
     }),
     commands.addCommand(CommandIDs.toggleNodes, {
       label: 'Show or Hide the Nodes',

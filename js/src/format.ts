@@ -52,3 +52,12 @@ export function clock(iso: string | null): string {
   const when = new Date(iso);
   return Number.isNaN(when.getTime()) ? '?' : `${when.toISOString().slice(11, 19)} UTC`;
 }
+
+/** ``12-01 14:03:07 UTC`` (a time with its day, for lists that span days); ``-`` for none. */
+export function stamp(iso: string | null): string {
+  if (!iso) {
+    return '-';
+  }
+  const when = new Date(iso);
+  return Number.isNaN(when.getTime()) ? '?' : `${when.toISOString().slice(5, 10)} ${when.toISOString().slice(11, 19)} UTC`;
+}

@@ -14,7 +14,7 @@ import { IDisposable } from '@lumino/disposable';
 import { Debouncer, Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import type { ICluster, IDiscovered, IEvent, IJob, INode } from './api';
+import type { ICluster, IDiscovered, IEvent, IJob, INode, IRecent } from './api';
 
 /** What the model needs of the server (``api`` in the page, a fake in the tests). */
 export interface IApi {
@@ -24,6 +24,8 @@ export interface IApi {
   discover(): Promise<IDiscovered[]>;
   connect(address: string, name?: string): Promise<ICluster>;
   detach(name: string): Promise<unknown>;
+  recent(): Promise<IRecent[]>;
+  forget(nameOrAddress: string): Promise<unknown>;
 }
 
 /** An open events socket, as the model sees it. */
@@ -49,12 +51,12 @@ export interface IModelOptions {
 }
 
 /** Which parts of the model a fetch or an event concerns. */
-export type Part = 'clusters' | 'nodes' | 'jobs';
+export type Part = 'clusters' | 'nodes' | 'jobs' | 'recent';
 
 /** What an event concerns (``hello``: everything). */
 export function concerns(event: IEvent): Part[] {
   if (event.type === 'hello') {
-    return ['clusters', 'nodes', 'jobs'];
+    return ['clusters', 'nodes', 'jobs', 'recent'];
   }
   const kind = event.kind || '';
   if (kind.startsWith('node_')) {
@@ -64,7 +66,7 @@ export function concerns(event: IEvent): Part[] {
     return ['jobs'];
   }
   if (kind === 'cluster_attached' || kind === 'cluster_detached') {
-    return ['clusters', 'nodes', 'jobs'];
+    return ['clusters', 'nodes', 'jobs', 'recent'];
   }
   if (kind === 'cluster_unreachable' || kind === 'cluster_recovered') {
     return ['clusters', 'nodes'];
@@ -76,6 +78,8 @@ export class ClustersModel implements IDisposable {
   clusters: ICluster[] = [];
   nodes: INode[] = [];
   jobs: IJob[] = [];
+  /** Clusters attached before, from any front end (fetched on show, and when attachments change). */
+  recent: IRecent[] = [];
   /** null until the first discovery. */
   discovered: IDiscovered[] | null = null;
   /** Errors of one attached or discovered cluster, by its name. */
@@ -94,7 +98,7 @@ export class ClustersModel implements IDisposable {
   private _active = false;
   private _shown: (() => boolean) | null = null;
   private _pending = 0;
-  private _stale = new Set<Part>(['clusters', 'nodes', 'jobs']);
+  private _stale = new Set<Part>(['clusters', 'nodes', 'jobs', 'recent']);
   private _socket: ISocket | null = null;
   private _socketInterval = 0;
   private _changed = new Signal<this, void>(this);
@@ -156,7 +160,7 @@ export class ClustersModel implements IDisposable {
     }
     this._active = value;
     if (value) {
-      this._stale = new Set<Part>(['clusters', 'nodes', 'jobs']);
+      this._stale = new Set<Part>(['clusters', 'nodes', 'jobs', 'recent']);
       void this._poll.start().then(() => this._poll.refresh());
     } else {
       this.closeSocket();
@@ -223,14 +227,16 @@ export class ClustersModel implements IDisposable {
       return;
     }
     try {
-      const [clusters, nodes, jobs] = await Promise.all([
+      const [clusters, nodes, jobs, recent] = await Promise.all([
         wanted.has('clusters') ? api.clusters() : null,
         wanted.has('nodes') ? api.nodes() : null,
-        wanted.has('jobs') ? api.jobs() : null
+        wanted.has('jobs') ? api.jobs() : null,
+        wanted.has('recent') ? api.recent() : null
       ]);
       this.clusters = clusters ?? this.clusters;
       this.nodes = nodes ?? this.nodes;
       this.jobs = jobs ?? this.jobs;
+      this.recent = recent ?? this.recent;
       this.reloadError = '';
     } catch (error) {
       for (const part of wanted) {
@@ -356,6 +362,39 @@ export class ClustersModel implements IDisposable {
     );
   }
 
+  /** Attach a remembered cluster again, under the name it had; its error stays with it. */
+  async attachRecent(entry: IRecent): Promise<void> {
+    await this.act(
+      async () => {
+        try {
+          await this.options.api.connect(entry.address, entry.name);
+          this.clusterErrors.delete(entry.address);
+        } catch (error) {
+          this.clusterErrors.set(entry.address, (error as Error).message);
+        }
+      },
+      'clusters',
+      'nodes',
+      'jobs',
+      'recent'
+    );
+  }
+
+  /** Forget a remembered cluster (by its address: two may share a name). */
+  async forget(entry: IRecent): Promise<void> {
+    await this.act(
+      async () => {
+        try {
+          await this.options.api.forget(entry.address);
+          this.clusterErrors.delete(entry.address);
+        } catch (error) {
+          this.clusterErrors.set(entry.address, (error as Error).message);
+        }
+      },
+      'recent'
+    );
+  }
+
   async detach(name: string): Promise<void> {
     await this.act(
       async () => {
@@ -369,7 +408,8 @@ export class ClustersModel implements IDisposable {
       },
       'clusters',
       'nodes',
-      'jobs'
+      'jobs',
+      'recent'
     );
   }
 

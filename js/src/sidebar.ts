@@ -10,9 +10,9 @@ import { Message } from '@lumino/messaging';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
-import type { ICluster, IDiscovered, IJob, INode } from './api';
+import type { ICluster, IDiscovered, IJob, INode, IRecent, Location } from './api';
 import { CommandIDs } from './commands';
-import { addressOf, clock, counts, used } from './format';
+import { addressOf, clock, counts, stamp, used } from './format';
 import { ClustersModel } from './model';
 
 function el<K extends keyof HTMLElementTagNameMap>(
@@ -164,14 +164,32 @@ export class CastraySidebar extends Widget {
       el('div', { class: 'castray-section' }, `Attached (${m.clusters.length})`),
       ...(cards.length ? cards : [el('div', { class: 'castray-empty' }, 'No cluster attached. Discover, or type an address.')])
     ];
+    // Each cluster once: a remembered one that discovery finds live is shown under Recent, with what it found.
+    const recent = m.recent.filter(r => !r.attached);
+    const live = new Map<string, IDiscovered>();
+    for (const entry of recent) {
+      const found = (m.discovered || []).find(
+        d => d.gcs_address === entry.address || d.dashboard_url === entry.address
+      );
+      if (found) {
+        live.set(entry.address, found);
+      }
+    }
+    const shownAsRecent = new Set([...live.values()]);
     if (m.discovered !== null || m.discoverError) {
-      const others = (m.discovered || []).filter(d => !attachedSessions.has(d.name));
+      const others = (m.discovered || []).filter(d => !attachedSessions.has(d.name) && !shownAsRecent.has(d));
       parts.push(el('div', { class: 'castray-section' }, `Discovered, not attached (${others.length})`));
       if (m.discoverError) {
         parts.push(el('div', { class: 'castray-error' }, m.discoverError));
       }
       for (const found of others) {
         parts.push(this.discoveredRow(found));
+      }
+    }
+    if (recent.length) {
+      parts.push(el('div', { class: 'castray-section' }, `Recent (${recent.length})`));
+      for (const entry of recent) {
+        parts.push(this.recentRow(entry, live.get(entry.address)));
       }
     }
     this.body.replaceChildren(...parts);
@@ -203,6 +221,7 @@ export class CastraySidebar extends Widget {
         el('span', { class: 'castray-muted' }, ` Ray ${cluster.ray_version || '?'}`)
       ),
       el('div', { class: 'castray-line' }, `${state} · ${addressOf(cluster)}`),
+      whereLine(cluster.location),
       ownerLine(cluster),
       el(
         'div',
@@ -239,6 +258,7 @@ export class CastraySidebar extends Widget {
         `Ray ${found.ray_version || '?'} · ${found.num_nodes === null ? '?' : found.num_nodes} node(s)` +
           (found.auth_required ? ' · token required' : '')
       ),
+      whereLine(found.location),
       ownerLine(found),
       this.button('Attach', CommandIDs.attach, { name: found.name })
     );
@@ -248,6 +268,52 @@ export class CastraySidebar extends Widget {
     }
     return row;
   }
+
+  private recentRow(entry: IRecent, found: IDiscovered | undefined): HTMLElement {
+    const args = { address: entry.address };
+    const now = found
+      ? `live: Ray ${found.ray_version || '?'} · ${found.num_nodes === null ? '?' : found.num_nodes} node(s) · `
+      : '';
+    const row = el(
+      'div',
+      {
+        class: 'castray-recent',
+        'data-address': entry.address,
+        'data-name': entry.name,
+        'data-live': found ? 'true' : 'false'
+      },
+      el('div', { class: 'castray-line' }, el('b', {}, entry.name), ` · ${entry.address}`),
+      el('div', { class: 'castray-line castray-muted' }, `${now}last seen ${stamp(entry.last_seen)}`),
+      found ? whereLine(found.location) : '',
+      el(
+        'div',
+        { class: 'castray-actions' },
+        this.button('Attach', CommandIDs.attachRecent, args),
+        this.button('Forget', CommandIDs.forget, args)
+      )
+    );
+    const error = this.model.clusterErrors.get(entry.address);
+    if (error) {
+      row.append(el('div', { class: 'castray-error' }, error));
+    }
+    return row;
+  }
+}
+
+const PLACES: Record<Location, string> = {
+  'this-machine': 'this machine',
+  'listed-host': 'a listed host (hosts setting)',
+  address: 'another machine, by address',
+  'plug-in': 'another machine, from a discovery plug-in',
+  recent: 'another machine, attached before'
+};
+
+/** Where the cluster is: this machine, a listed host, a plug-in's, a recent one. */
+function whereLine(location: Location | undefined): HTMLElement | string {
+  if (!location) {
+    return '';
+  }
+  return el('div', { class: 'castray-line castray-muted castray-where', 'data-location': location }, `on ${PLACES[location]}`);
 }
 
 function jobLine(jobs: IJob[]): HTMLElement {

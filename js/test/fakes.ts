@@ -1,5 +1,5 @@
 /** A fake server for the model and the commands: it counts what is asked of it. */
-import type { ICluster, IDiscovered, IEvent, IJob, INode } from '../src/api';
+import type { ICluster, IDiscovered, IEvent, IJob, INode, IRecent } from '../src/api';
 import { IApi, ISocket, SocketFactory } from '../src/model';
 
 export function cluster(name: string, more: Partial<ICluster> = {}): ICluster {
@@ -24,6 +24,7 @@ export class FakeApi implements IApi {
   calls: string[] = [];
   attached: ICluster[] = [];
   found: IDiscovered[] = [];
+  remembered: IRecent[] = [];
   failing = new Set<string>();
   /** Resolves the next connect/detach only when released (to overlap actions). */
   hold: Promise<void> | null = null;
@@ -55,6 +56,15 @@ export class FakeApi implements IApi {
   }
   discover(): Promise<IDiscovered[]> {
     return this.answer('discover', () => this.found);
+  }
+  recent(): Promise<IRecent[]> {
+    return this.answer('recent', () => this.remembered);
+  }
+  forget(address: string): Promise<unknown> {
+    return this.answer(`forget ${address}`, () => {
+      this.remembered = this.remembered.filter(r => r.address !== address);
+      return { forgotten: [] };
+    });
   }
   connect(address: string): Promise<ICluster> {
     return this.answer(`connect ${address}`, () => cluster(address));

@@ -147,6 +147,24 @@ describe('ClustersModel', () => {
     model.dispose();
   });
 
+  it('fetches the recent list when shown and when attachments change, not each round', async () => {
+    const { api, sockets, model } = setup(0.2);
+    api.remembered = [{ name: 'gpu', address: '10.213.4.2:6379', session_name: 's', sources: ['hosts'],
+                        last_seen: '2026-12-01T14:03:07+00:00', attached: false }]; // prettier-ignore
+    model.active = true;
+    await until(() => model.recent.length === 1 && sockets.open === 1);
+    await sleep(700); // three rounds of the schedule
+    expect(api.count('recent')).toBe(1);
+    sockets.last.send({ type: 'event', kind: 'cluster_detached', cluster: 'gpu' });
+    await until(() => api.count('recent') === 2);
+    await model.attachRecent(model.recent[0]);
+    expect(api.calls).toContain('connect 10.213.4.2:6379');
+    await model.forget(model.recent[0]);
+    expect(api.calls).toContain('forget 10.213.4.2:6379');
+    await until(() => model.recent.length === 0);
+    model.dispose();
+  });
+
   it('finds a cluster for a restored tab even before the sidebar was shown', async () => {
     const { api, model } = setup(60);
     api.attached = [cluster('lab')];
@@ -158,11 +176,11 @@ describe('ClustersModel', () => {
 
 describe('concerns', () => {
   it('maps each event to the parts it changes', () => {
-    expect(concerns({ type: 'hello' })).toEqual(['clusters', 'nodes', 'jobs']);
+    expect(concerns({ type: 'hello' })).toEqual(['clusters', 'nodes', 'jobs', 'recent']);
     expect(concerns({ type: 'event', kind: 'job_added' })).toEqual(['jobs']);
     expect(concerns({ type: 'event', kind: 'node_removed' })).toEqual(['clusters', 'nodes']);
     expect(concerns({ type: 'event', kind: 'cluster_unreachable' })).toEqual(['clusters', 'nodes']);
-    expect(concerns({ type: 'event', kind: 'cluster_detached' })).toEqual(['clusters', 'nodes', 'jobs']);
+    expect(concerns({ type: 'event', kind: 'cluster_detached' })).toEqual(['clusters', 'nodes', 'jobs', 'recent']);
     expect(concerns({ type: 'event', kind: 'cluster_discovered' })).toEqual([]);
   });
 });

@@ -89,7 +89,8 @@
 }
 
 .castray-card,
-.castray-discovered {
+.castray-discovered,
+.castray-recent {
   border: var(--jp-border-width) solid var(--jp-border-color2);
   border-radius: var(--jp-border-radius);
   background: var(--jp-layout-color0);
