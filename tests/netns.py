@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import uuid
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from castray_nb.launch import _port_free
+from castray_nb.launch import LocalNode, _port_free
 
 INSIDE = "CASTRAY_TEST_NETNS"  # set in the environment of a test re-run inside a namespace
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,3 +71,95 @@ def run_where_ports_are_free(request: pytest.FixtureRequest, ports: Sequence[int
     assert result.returncode == 0, f"in namespace {name} (ports {taken} are taken here):\n{tail}"
     assert " passed" in result.stdout and " skipped" not in result.stdout, tail
     return False
+
+
+@contextmanager
+def lan(hosts: dict[str, tuple[str, bool]], bridge_ip: str) -> Iterator[dict[str, str]]:
+    """Machines on one network, as namespaces on a bridge here: ``hosts`` maps a label to
+    (its address, whether its link is up). A host whose link is down holds its address and
+    answers nothing, not even ARP: a machine that is off. This machine is ``bridge_ip`` on
+    the bridge. Yields label -> namespace name; all of it is deleted after, also on failure."""
+    import ipaddress
+
+    import psutil
+
+    network = ipaddress.ip_network(f"{bridge_ip}/24", strict=False)
+    taken = [a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+             if a.family == socket.AF_INET and ipaddress.ip_address(a.address) in network]  # fmt: skip
+    if taken:
+        pytest.fail(f"{network} is in use here already ({', '.join(taken)}): another test's network was left behind")
+    tag = uuid.uuid4().hex[:6]
+    bridge = f"cb{tag}"
+    made: dict[str, str] = {}
+
+    def ip(*args: str) -> None:
+        subprocess.run([IP, *args], check=True, capture_output=True)
+
+    try:
+        ip("link", "add", bridge, "type", "bridge")
+        ip("addr", "add", f"{bridge_ip}/24", "dev", bridge)
+        ip("link", "set", bridge, "up")
+        for i, (label, (address, up)) in enumerate(hosts.items()):
+            name = f"castray-{tag}-{label}"
+            outer, inner = f"co{tag}{i}", f"ci{tag}{i}"
+            ip("netns", "add", name)
+            made[label] = name
+            ip("link", "add", outer, "type", "veth", "peer", "name", inner)
+            ip("link", "set", inner, "netns", name)
+            ip("link", "set", outer, "master", bridge)
+            ip("link", "set", outer, "up")
+            ip("-n", name, "addr", "add", f"{address}/24", "dev", inner)
+            ip("-n", name, "link", "set", "lo", "up")
+            if up:
+                ip("-n", name, "link", "set", inner, "up")
+        yield made
+    finally:
+        for name in made.values():
+            subprocess.run([IP, "netns", "delete", name], capture_output=True)  # takes its veth pair along
+        subprocess.run([IP, "link", "delete", bridge], capture_output=True)
+
+
+def ray_node(ns: str, ip: str, home: Path, *, head: str | None = None, gcs_port: int = 6379,
+             dashboard_port: int = 8265, client_port: int = 10001) -> LocalNode:  # fmt: skip
+    """``ray start --block`` in namespace ``ns`` on ``ip``: a head on the given ports, or a
+    worker of ``head`` (its GCS address). Its other ports are free ones here (a namespace
+    of its own has them all free too); HOME and temp dir are under ``home``."""
+    from castray_nb.launch import _free_range, _ray_executable, free_ports
+
+    fixed = {gcs_port, dashboard_port, client_port}
+    base = _free_range(64, avoid=fixed)
+    agent, agent_grpc, metrics, runtime_env = free_ports(4, avoid={*fixed, *range(base, base + 64)})
+    role = ["--head", "--port", str(gcs_port), "--dashboard-host", "0.0.0.0", "--dashboard-port", str(dashboard_port),
+            "--ray-client-server-port", str(client_port)] if head is None else ["--address", head]  # fmt: skip
+    args = [IP, "netns", "exec", ns, _ray_executable(), "start", *role, "--block", "--node-ip-address", ip,
+            "--temp-dir", str(home / "ray"), "--num-cpus", "1", "--min-worker-port", str(base),
+            "--max-worker-port", str(base + 63), "--dashboard-agent-listen-port", str(agent),
+            "--dashboard-agent-grpc-port", str(agent_grpc), "--metrics-export-port", str(metrics),
+            "--runtime-env-agent-port", str(runtime_env), "--disable-usage-stats"]  # fmt: skip
+    env = {**os.environ, "HOME": str(home), "RAY_BACKEND_LOG_LEVEL": "error"}
+    home.mkdir(parents=True, exist_ok=True)
+    return LocalNode(args, env, home / ("head.log" if head is None else "worker.log"))
+
+
+def wait_for_alive_nodes(dashboard: str, count: int, nodes: Sequence[LocalNode], timeout: float = 180) -> None:
+    """Until the State API at ``dashboard`` (an address inside a namespace the test made)
+    lists ``count`` ALIVE nodes; fails the test with the nodes' logs after ``timeout``."""
+    import time
+
+    from castray_nb.core.http import get_json
+
+    deadline = time.monotonic() + timeout
+    alive = 0
+    while time.monotonic() < deadline:
+        try:
+            reply = get_json(f"{dashboard}/api/v0/nodes", 5)
+            alive = sum(n["state"] == "ALIVE" for n in reply["data"]["result"]["result"])
+        except Exception:  # not up yet
+            alive = 0
+        if alive >= count:
+            return
+        if any(not node.running for node in nodes):
+            break
+        time.sleep(1)
+    tails = "\n".join(node.log_tail() for node in nodes)
+    pytest.fail(f"{dashboard} lists {alive} ALIVE node(s), not {count}:\n{tails}")

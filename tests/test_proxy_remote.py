@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -24,10 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from castray_nb.launch import LocalNode, _free_range, _ray_executable, free_ports
 from tests.conftest import HOME
 from tests.jupyter import jupyter_server
-from tests.netns import IP
+from tests.netns import IP, ray_node, wait_for_alive_nodes
 from tests.test_browser import ARTIFACTS, CHROMIUM, _needs, _notebook, _notebook_page
 
 pytestmark = pytest.mark.slow
@@ -58,20 +56,6 @@ def namespace(peer_ip: str, own_ip: str, prefix: int = 24) -> Iterator[str]:
         subprocess.run([IP, "link", "delete", outer], capture_output=True)
 
 
-def _ray_node(ns: str, root: Path, head: bool) -> LocalNode:
-    base = _free_range(64, avoid={6379, 8265, 10001})
-    agent, agent_grpc, metrics, runtime_env = free_ports(4, avoid={6379, 8265, 10001, *range(base, base + 64)})
-    role = ["--head", "--port", "6379", "--dashboard-host", "0.0.0.0", "--dashboard-port", "8265",
-            "--ray-client-server-port", "10001"] if head else ["--address", f"{RAY_HOST}:6379"]  # fmt: skip
-    args = [IP, "netns", "exec", ns, _ray_executable(), "start", *role, "--block", "--node-ip-address", RAY_HOST,
-            "--temp-dir", str(root / "ray"), "--num-cpus", "1", "--min-worker-port", str(base),
-            "--max-worker-port", str(base + 63), "--dashboard-agent-listen-port", str(agent),
-            "--dashboard-agent-grpc-port", str(agent_grpc), "--metrics-export-port", str(metrics),
-            "--runtime-env-agent-port", str(runtime_env), "--disable-usage-stats"]  # fmt: skip
-    env = {**os.environ, "HOME": str(root), "RAY_BACKEND_LOG_LEVEL": "error"}
-    return LocalNode(args, env, root / ("head.log" if head else "worker.log"))
-
-
 def test_a_browser_on_another_machine_sees_a_remote_clusters_dashboard_through_jupyter() -> None:
     from playwright.sync_api import Error, expect
 
@@ -83,14 +67,12 @@ def test_a_browser_on_another_machine_sees_a_remote_clusters_dashboard_through_j
         stack.callback(shutil.rmtree, root, ignore_errors=True)
         ray_ns = stack.enter_context(namespace("10.213.0.1", RAY_HOST))
         browser_ns = stack.enter_context(namespace(JUPYTER_HOST, BROWSER_HOST))
-        head = _ray_node(ray_ns, root, head=True)
+        head = ray_node(ray_ns, RAY_HOST, root)
         stack.callback(head.stop)
-        worker_home = root / "worker"
-        worker_home.mkdir()
         _wait_for_dashboard(ray_ns)
-        worker = _ray_node(ray_ns, worker_home, head=False)
+        worker = ray_node(ray_ns, RAY_HOST, root / "worker", head=f"{RAY_HOST}:6379")
         stack.callback(worker.stop)
-        _wait_for_alive_nodes(2, [head, worker])
+        wait_for_alive_nodes(f"http://{RAY_HOST}:8265", 2, [head, worker])
         chromium = root / "chromium-in-b"
         chromium.write_text(f'#!/bin/sh\nexec {IP} netns exec {browser_ns} {CHROMIUM} "$@"\n')
         chromium.chmod(0o755)
@@ -122,26 +104,6 @@ def test_a_browser_on_another_machine_sees_a_remote_clusters_dashboard_through_j
             expect(popup.get_by_text("ALIVE x 2")).to_be_visible(timeout=60_000)
             expect(popup.locator("table").filter(has_text="(Head)")).to_contain_text(RAY_HOST)
             popup.screenshot(path=str(ARTIFACTS / "remote-dashboard-through-jupyter.png"))
-
-
-def _wait_for_alive_nodes(count: int, nodes: list[LocalNode], timeout: float = 180) -> None:
-    """Until the remote head's State API lists ``count`` ALIVE nodes (read from here, over
-    the veth pair: an address inside the namespace this test made)."""
-    from castray_nb.core.http import get_json
-
-    deadline = time.monotonic() + timeout
-    alive = 0
-    while time.monotonic() < deadline:
-        try:
-            reply = get_json(f"http://{RAY_HOST}:8265/api/v0/nodes", 5)
-            alive = sum(n["state"] == "ALIVE" for n in reply["data"]["result"]["result"])
-        except Exception:  # not up yet
-            alive = 0
-        if alive >= count:
-            return
-        time.sleep(1)
-    tails = "\n".join(node.log_tail() for node in nodes)
-    pytest.fail(f"the remote cluster has {alive} ALIVE node(s) after {timeout:g} s, not {count}:\n{tails}")
 
 
 def _wait_for_dashboard(ns: str) -> None:

@@ -50,6 +50,8 @@ ENDPOINTS = [
     ("GET", "/openapi.json"),
     ("DELETE", "/dashboard-links"),
     ("GET", "/jobs"),
+    ("GET", "/recent"),
+    ("DELETE", "/recent?name=nobody"),
 ]
 
 
@@ -202,6 +204,27 @@ def test_connect_and_disconnect_by_name(server: JupyterServer, clusters: Cluster
     assert body == {"clusters": []}
     status, body = call(server, "DELETE", "/cluster/disconnect-external?all=false")
     assert status == 400 and "name" in body["message"]
+
+
+def test_recent_lists_what_was_attached_and_forgets_it(server: JupyterServer, clusters: Clusters) -> None:
+    typed = clusters.head.dashboard_url
+    status, body = call(server, "POST", "/cluster/connect-external", {"cluster_address": typed, "name": "kept"})
+    assert status == 200, body
+    address = body["cluster"]["gcs_address"]  # remembered by what it was attached by: its GCS, found here
+    assert address == clusters.head.gcs_address
+    status, body = call(server, "GET", "/recent")
+    entry = next(e for e in body["clusters"] if e["address"] == address)
+    assert status == 200 and entry["name"] == "kept" and entry["attached"] is True and entry["last_seen"]
+    assert call(server, "DELETE", "/cluster/disconnect-external?name=kept")[0] == 200
+    entry = next(e for e in call(server, "GET", "/recent")[1]["clusters"] if e["address"] == address)
+    assert entry["attached"] is False  # detached, still remembered
+    status, body = call(server, "DELETE", f"/recent?name={address}")
+    assert status == 200 and [e["name"] for e in body["forgotten"]] == ["kept"]
+    assert address not in {e["address"] for e in call(server, "GET", "/recent")[1]["clusters"]}
+    status, body = call(server, "DELETE", f"/recent?name={address}")
+    assert status == 404 and body["error"] == "unknown_cluster" and "no remembered cluster" in body["message"]
+    status, body = call(server, "DELETE", "/recent")
+    assert status == 400 and body["error"] == "bad_request"
 
 
 def test_the_seeds_disconnect_without_parameters_detaches_everything(server: JupyterServer, clusters: Clusters) -> None:
