@@ -72,8 +72,9 @@ def _attach_on_start(s: Session) -> None:
 
 
 def discover(*, connect: bool = False, all_users: bool | None = None) -> Found:
-    """Every live Ray cluster on this machine that is yours; with ``connect=True`` attach
-    them all.
+    """Every live Ray cluster on this machine that is yours, and those on the machines of
+    the ``hosts`` setting, an installed plug-in or your recent attachments (see each one's
+    ``location``); with ``connect=True`` attach them all.
 
     It is a list, and its ``report`` says what this discovery rejected and why, which
     sources failed, and which clusters could not be attached (attaching goes on past

@@ -23,12 +23,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="castray-nb", description="Find, read and watch Ray clusters on this machine.")
+    parser = _Parser(
+        prog="castray-nb", description="Find, read and watch Ray clusters on this machine and the hosts you list."
+    )
     parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="timeout of each probe and request")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    discover = commands.add_parser("discover", help="list every live Ray cluster on this machine")
+    discover = commands.add_parser(
+        "discover", help="list every live Ray cluster on this machine (and on the hosts setting's)"
+    )
     discover.add_argument("--json", action="store_true", help="print a JSON list")
     discover.add_argument("-v", "--verbose", action="store_true", help="also say what was rejected and why")
     discover.add_argument("--connect", action="store_true", help="also attach and read every cluster found")
@@ -151,12 +155,12 @@ def _discover(args: argparse.Namespace, settings: Any) -> int:
     else:
         rows = [
             (c.name, c.gcs_address or "-", c.dashboard_url or "-", c.ray_version or "?",
-             "?" if c.num_nodes is None else str(c.num_nodes), "yes" if c.auth_required else "no", c.owner or "-",
-             c.location)
+             "?" if c.num_nodes is None else str(c.num_nodes), "yes" if c.auth_required else "no", c.location,
+             c.owner or "-")
             for c in report.clusters
         ]  # fmt: skip
         print(
-            _table(("NAME", "GCS", "DASHBOARD", "RAY", "NODES", "TOKEN", "OWNER", "WHERE"), rows)
+            _table(("NAME", "GCS", "DASHBOARD", "RAY", "NODES", "TOKEN", "WHERE", "OWNER"), rows)
             if rows
             else "No live Ray cluster found."
         )

@@ -165,10 +165,13 @@ def test_the_link_in_a_kernels_panel_opens_that_dashboard(hub_lab, head: LocalCl
         popup.goto(popup.url.split("#")[0] + "#/cluster")
         expect(popup.locator("table").filter(has_text="ALIVE")).to_contain_text("(Head)", timeout=60_000)
         popup.screenshot(path=str(ARTIFACTS / "dashboard-from-the-panel-link.png"))
-        # the kernel ends: what it registered goes, and the fake (which only it knew) is unknown
+        # the kernel ends: what it registered goes; the fake, which only it attached, is
+        # still a recent attachment of the user's (discovery offers it again) until forgotten
         page.get_by_role("menuitem", name="Kernel", exact=True).click()
         page.get_by_role("menuitem", name="Shut Down Kernel", exact=True).click()
         expect(page.locator("#jp-main-statusbar")).to_contain_text("No Kernel", timeout=30_000)
+    assert fake.url in {e["address"] for e in rest(hub_lab, "GET", "/recent")["clusters"]}
+    assert [e["address"] for e in rest(hub_lab, "DELETE", "/recent?name=faked")["forgotten"]] == [fake.url]
     request = urllib.request.Request(f"{hub_lab['url']}/castray/dashboard/{fake.session_name}/",
                                      headers={"Authorization": f"token {hub_lab['token']}"})  # fmt: skip
     deadline = time.monotonic() + 30

@@ -140,7 +140,9 @@ def test_where_a_cluster_is() -> None:
 def test_what_is_probed_where() -> None:
     remote = f"{TEST_NET}.7:6379"
     raylet_here = [Candidate(source="processes", gcs_address=remote, local_node_ids=("n",))]
-    assert "list that host in the hosts setting" in str(_not_to_probe(raylet_here, Settings()))
+    assert "not on this machine" in str(_not_to_probe(raylet_here, Settings()))
+    for source in ("env", "config", "current_cluster"):  # meant for attaching, or plantable: not probed
+        assert "hosts setting" in str(_not_to_probe([Candidate(source=source, gcs_address=remote)], Settings()))
     named = [*raylet_here, Candidate(source="hosts", gcs_address=remote)]
     assert _not_to_probe(named, Settings()) is None
     assert "remote addresses are off" in str(_not_to_probe(named, Settings(remote=False)))
@@ -163,7 +165,7 @@ def test_a_host_only_a_plugin_named_gets_no_token_unless_the_plugin_means_it(mon
         assert auth.token_for(meant, 8265).token is not None
         assert auth.token_for(listed, 6379).token is not None
         assert auth.token_for(plugin_only, 6379, auth.Token("given", "on purpose")).token is not None
-        _token_policy([Candidate(source="config", gcs_address=f"{plugin_only}:6379")])  # the user names it
+        _token_policy([Candidate(source="hosts", gcs_address=f"{plugin_only}:6379")])  # the user lists it
         assert auth.token_for(plugin_only, 6379).token is not None
     finally:
         for host in (plugin_only, meant, listed):
@@ -224,3 +226,19 @@ def test_the_panel_says_where_each_cluster_is(recent: Recent) -> None:
     status = render_status(session.clusters(), [])
     assert "data-location='listed-host'" in status and "on a listed host (hosts setting)" in status
     assert "data-location='listed-host'" in discovered_list([found(6379)], {})
+
+
+def test_the_store_keeps_the_most_recently_seen_and_discovery_probes_fewer(tmp_path: Path, monkeypatch) -> None:
+    from castray_nb.core import sources, store
+    from castray_nb.core.sources import SourceContext, recent_attachments
+
+    monkeypatch.setattr(store, "MAX_RECENT", 5)
+    recent = Recent(Store(tmp_path / "castray.sqlite3", clock=iter(range(1000, 2000)).__next__))
+    for i in range(8):
+        recent.remember(f"c{i}", f"{TEST_NET}.{i}:6379", session_name=None, sources=(), token=True)
+    assert [e.name for e in recent.entries()] == ["c7", "c6", "c5", "c4", "c3"]
+    monkeypatch.setattr(sources, "RECENT_PROBED", 2)
+    monkeypatch.setattr("castray_nb.core.store.Recent", lambda: recent)
+    offered = list(recent_attachments(SourceContext(Settings())))
+    assert [c.gcs_address for c in offered] == [f"{TEST_NET}.7:6379", f"{TEST_NET}.6:6379"]
+    assert all(c.source == "recent" and c.token_meant for c in offered)

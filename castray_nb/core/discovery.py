@@ -168,7 +168,8 @@ def discover_report(settings: Settings | None = None) -> DiscoveryReport:
     clusters: list[ClusterInfo] = []
     rejected: list[tuple[str, str]] = []
     if groups:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(groups))) as pool:
+        # One thread per candidate, up to 64: hosts that do not answer cost one probe timeout together.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(64, len(groups))) as pool:
             for group, outcome in zip(groups, pool.map(lambda g: _verify(g, settings), groups), strict=True):
                 if isinstance(outcome, ClusterInfo):
                     clusters.append(outcome)
@@ -256,8 +257,8 @@ def _host_of(candidate: Candidate) -> str | None:
 
 def _named_by_user(candidate: Candidate) -> bool:
     """Whether Ray's token may go to the candidate's host (another machine): the user's own
-    word (a built-in source: the hosts and attach settings, RAY_ADDRESS, recent attachments
-    that had it), or a plug-in that says the token is meant for it."""
+    word (a built-in source: the hosts setting, recent attachments that had it), or a
+    plug-in that says the token is meant for it."""
     if candidate.token_meant is not None:
         return candidate.token_meant
     return candidate.source in OWN_SOURCES
@@ -339,15 +340,19 @@ def _verify(group: list[Candidate], settings: Settings) -> ClusterInfo | str:
 
 def _not_to_probe(group: Sequence[Candidate], settings: Settings) -> str | None:
     """Why a group is not probed at all, or None. Discovery sends traffic to this machine,
-    and to the hosts the user (settings, RAY_ADDRESS, recent attachments) or an installed
-    plug-in named; not to a host that Ray's files here merely mention."""
+    and to the hosts the user named for it (the hosts setting, recent attachments) or an
+    installed plug-in named; not to a host that Ray's files here merely mention, nor to
+    addresses meant for attaching (RAY_ADDRESS, the attach setting)."""
     host = next((h for h in map(_host_of, group) if h), None)
     if host is None or is_this_machine(host):
         return None
     if not settings.remote:
         return f"on another machine ({host}), and remote addresses are off (CASTRAY_REMOTE)"
     if all(c.source in THIS_MACHINE_SOURCES for c in group):
-        return f"its head is on another machine ({host}): list that host in the hosts setting (CASTRAY_HOSTS)"
+        return (
+            f"not on this machine ({host}): discovery probes another machine only when the hosts setting "
+            "(CASTRAY_HOSTS) lists it or a plug-in names it; attach it with connect()"
+        )
     return None
 
 

@@ -309,12 +309,16 @@ def listed_hosts(ctx: SourceContext) -> Iterator[Candidate]:
             yield Candidate(source="hosts", dashboard_url=address.url)
 
 
+RECENT_PROBED = 32  # the most recently seen recent attachments that discovery probes again
+
+
 @register_source("recent")
 def recent_attachments(ctx: SourceContext) -> Iterator[Candidate]:
-    """Clusters the user attached before (the user's store: :class:`.store.Recent`)."""
+    """The clusters the user attached most recently (the user's store: :class:`.store.Recent`),
+    at most :data:`RECENT_PROBED`, so that a long history of dead hosts never slows discovery."""
     from .store import Recent
 
-    for entry in Recent().entries():
+    for entry in Recent().entries()[:RECENT_PROBED]:
         candidate = _candidate_from_text("recent", entry.address)
         if candidate:
             yield dataclasses.replace(candidate, token_meant=entry.token)
@@ -322,6 +326,9 @@ def recent_attachments(ctx: SourceContext) -> Iterator[Candidate]:
 
 # castray_nb's own sources; any other (an entry point, or one registered in a program) is a plug-in.
 OWN_SOURCES = frozenset(_BUILTIN)
-# Those that only look at this machine: what they claim elsewhere (a raylet here of a head
-# elsewhere) is not probed unless the user lists that host.
-THIS_MACHINE_SOURCES = frozenset({"processes", "current_cluster", "session_dirs"})
+# Those whose claims about other machines discovery does not probe: Ray's traces here (a
+# raylet of a head elsewhere, a ray_current_cluster file, which another user may plant) and
+# addresses meant for attaching (RAY_ADDRESS, the attach setting: connect() reaches those).
+# Another machine is probed only when the hosts setting lists it, a plug-in names it, or it
+# was attached before (recent).
+THIS_MACHINE_SOURCES = frozenset({"processes", "current_cluster", "session_dirs", "env", "config"})

@@ -33,6 +33,7 @@ from typing import Any
 log = logging.getLogger("castray_nb")
 
 BUSY_TIMEOUT_S = 5.0
+MAX_RECENT = 200  # recent attachments kept; the least recently seen go first
 SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS recent (
@@ -171,6 +172,9 @@ class Recent:
                 " session_name = excluded.session_name, sources = excluded.sources, token = excluded.token,"
                 " last_seen = excluded.last_seen",
                 (address, name, session_name, ",".join(sources), int(token), now, now),
+            ).execute(
+                "DELETE FROM recent WHERE address NOT IN (SELECT address FROM recent ORDER BY last_seen DESC LIMIT ?)",
+                (MAX_RECENT,),
             )
         )
 
