@@ -190,6 +190,18 @@ def cluster_key(hostport: str) -> tuple[str, int]:
     return ("this-machine" if is_this_machine(host) else host.lower(), port)
 
 
+def host_of(address: str) -> str | None:
+    """The host, in lower case and without brackets, of a GCS ``host:port`` or a
+    ``scheme://host[:port]/...`` URL; None when there is none to read."""
+    if "://" in address:
+        return urlsplit(address).hostname or None
+    try:
+        host = split_hostport(address)[0]
+    except ValueError:
+        return None
+    return host.lower() or None
+
+
 def probe_host(host: str) -> str:
     """Where to send traffic for a host Ray bound: wildcards mean loopback."""
     return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from .address import DEFAULT_PORTS, cluster_key, is_this_machine, join_hostport, probe_host, split_hostport
+from .address import DEFAULT_PORTS, cluster_key, host_of, is_this_machine, join_hostport, probe_host, split_hostport
 from .auth import find_token, release, withhold
 from .client import ClusterClient
 from .errors import AuthRequired, CastrayError, ClusterUnreachable
@@ -27,9 +27,6 @@ from .sources import (
     default_temp_dir,
     registered_sources,
 )
-
-# Where a cluster is, as the faces show it (ClusterInfo.location), most telling first.
-LOCATIONS = ("this-machine", "listed-host", "address", "plug-in", "recent")
 
 
 @dataclass(frozen=True)
@@ -129,11 +126,7 @@ class Found(list[ClusterInfo]):
 
 def location_of(address: str, sources: Sequence[str]) -> str:
     """:attr:`ClusterInfo.location` of a cluster at ``address`` found by ``sources``."""
-    host = address.split("://", 1)[-1].split("/", 1)[0]
-    try:
-        host = split_hostport(host)[0]
-    except ValueError:
-        pass
+    host = host_of(address)
     if not host or is_this_machine(host):
         return "this-machine"
     given = set(sources)
@@ -243,16 +236,7 @@ class _SourceRun:
 
 def _host_of(candidate: Candidate) -> str | None:
     """The host a candidate names (None when it names none that can be read)."""
-    if candidate.host:
-        return candidate.host
-    try:
-        if candidate.gcs_address:
-            return split_hostport(candidate.gcs_address)[0]
-        if candidate.dashboard_url:
-            return split_hostport(candidate.dashboard_url.split("://", 1)[-1].split("/", 1)[0])[0]
-    except ValueError:
-        return None
-    return None
+    return candidate.host or host_of(candidate.gcs_address or candidate.dashboard_url or "")
 
 
 def _named_by_user(candidate: Candidate) -> bool:
@@ -522,8 +506,8 @@ def _find_dashboard(
     named = {h.lower() for h in map(_host_of, group) if h}
     for url, owned in _dashboard_urls(group, gcs_reading):
         try:
-            host = url.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
-            if not is_this_machine(host) and host.lower() not in named:
+            host = host_of(url) or ""
+            if not is_this_machine(host) and host not in named:
                 continue  # a host nobody named (what a GCS elsewhere says of its dashboard)
             version = get_json(f"{url}/api/version", settings.probe_timeout)
         except AuthRequired:

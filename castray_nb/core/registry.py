@@ -77,10 +77,11 @@ class KernelRegistry:
 
     def write(self, clusters: Iterable[tuple[str | None, str, str | None]]) -> None:
         """Record ``(session_name, name, dashboard_url)`` of each attached cluster."""
+        from .address import host_of
         from .auth import withheld
 
         entries = [
-            asdict(Registration(session, name, url, self.pid, withheld(_host(url)) is None))
+            asdict(Registration(session, name, url, self.pid, withheld(host_of(url) or "") is None))
             for session, name, url in clusters
             if session and url
         ]
@@ -143,12 +144,6 @@ def registrations() -> list[Registration]:
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # being replaced, or not ours to understand: skip it
     return found
-
-
-def _host(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).hostname or ""
 
 
 def _alive(pid: int) -> bool:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .actors import ActorRecord
-from .address import Address, cluster_key, is_this_machine, parse_address
+from .address import Address, cluster_key, host_of, is_this_machine, parse_address
 from .attachment import Attachment, ClusterReader
 from .auth import Token, given_token, withheld, withhold
 from .changes import node_events
@@ -145,7 +145,7 @@ class Session:
         if not parsed.host or is_this_machine(parsed.host):
             return
         for entry in self.recent.entries():
-            if not entry.token and _host(entry.address) == parsed.host.lower():
+            if not entry.token and host_of(entry.address) == parsed.host.lower():
                 withhold(
                     parsed.host, f"{entry.name} was found by a discovery plug-in that did not say it is meant for it"
                 )
@@ -219,7 +219,7 @@ class Session:
             attachment.address,
             session_name=attachment.info.name,
             sources=attachment.info.sources,
-            token=withheld(_host(attachment.address)) is None,
+            token=withheld(host_of(attachment.address) or "") is None,
         )
 
     def _check_free(self, info: ClusterInfo, name: str | None) -> Attachment | None:
@@ -541,12 +541,3 @@ class Session:
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
         """Call ``callback(event)`` for every change; returns a function that unsubscribes."""
         return self.bus.subscribe(callback)
-
-
-def _host(address: str) -> str:
-    """The host of a GCS ``host:port`` or a dashboard URL, in lower case."""
-    from urllib.parse import urlsplit
-
-    if "://" in address:
-        return (urlsplit(address).hostname or "").lower()
-    return address.rpartition(":")[0].strip("[]").lower()
