@@ -158,6 +158,27 @@ def test_reading_nodes_through_dashboard_and_gcs_agree(head, settings) -> None:
     wait_until(lambda: any(r.CPU_used is not None for r in client.read(cluster="x").nodes), 60)
 
 
+def test_a_dashboard_read_gives_each_node_its_hosts_physical_usage(head, settings) -> None:
+    """The node summary (``/nodes?view=summary``, no Prometheus needed) fills the physical
+    columns; a GCS read has no such source and leaves them null."""
+    import psutil
+
+    client = ClusterClient(head.gcs_address, head.dashboard_url, settings)
+
+    def with_physical_usage():
+        reading = client.read(cluster="x")
+        return reading if all(n.cpu_percent is not None for n in reading.nodes) else None
+
+    reading = wait_until(with_physical_usage, 60)
+    (node,) = reading.nodes
+    assert 0 <= node.cpu_percent <= 100
+    assert node.host_memory_total_bytes == psutil.virtual_memory().total  # this machine's own memory
+    assert 0 < node.host_memory_used_bytes < node.host_memory_total_bytes
+    assert node.gpu_percent is None  # no GPU here
+    gcs_only = ClusterClient(head.gcs_address, None, settings).read(cluster="x")
+    assert all(n.cpu_percent is None and n.host_memory_used_bytes is None for n in gcs_only.nodes)
+
+
 @pytest.mark.slow
 def test_another_notebooks_ray_init_with_a_moved_dashboard_and_default_token(request, settings, monkeypatch) -> None:
     """Another process's ray.init() while 8265 is taken: Ray moves the dashboard up, and

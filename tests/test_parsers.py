@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import json
@@ -16,6 +17,7 @@ from castray_nb.core.nodes import (
     UNREACHABLE,
     mark_unreachable,
     node_from_state,
+    physical_by_node,
     state_api_nodes,
     to_dataframe,
     usage_by_node,
@@ -56,6 +58,38 @@ def test_usage_attaches_to_the_right_node() -> None:
     worker = next(r for r in rows if not r.is_head)
     assert head.CPU_used == 0.0 and head.memory_used_bytes is not None
     assert worker.CPU_used is None  # the dead worker has no usage entry
+
+
+def test_node_summary_gives_each_node_its_hosts_physical_usage() -> None:
+    summary = load("node_summary.json")
+    physical = physical_by_node(summary)
+    assert len(physical) == len(summary["data"]["summary"]) == 2
+    for node in summary["data"]["summary"]:
+        got = physical[node["raylet"]["nodeId"]]
+        total, _, _, used = node["mem"]
+        assert got.cpu_percent == node["cpu"] and 0 <= got.cpu_percent <= 100
+        assert got.host_memory_used_bytes == used and got.host_memory_total_bytes == total > used > 0
+        assert got.gpu_percent is None and got.gpu_memory_used_bytes is None  # no GPU on this machine
+
+
+def test_node_summary_averages_gpu_use_and_adds_gpu_memory() -> None:
+    summary = copy.deepcopy(load("node_summary.json"))
+    node = summary["data"]["summary"][0]
+    node["gpus"] = [  # Ray's GpuUtilizationInfo: utilisation in percent, memory in MiB
+        {"index": 0, "name": "A100", "utilizationGpu": 80, "memoryUsed": 1024, "memoryTotal": 40960},
+        {"index": 1, "name": "A100", "utilizationGpu": 20, "memoryUsed": 512, "memoryTotal": 40960},
+    ]
+    got = physical_by_node(summary)[node["raylet"]["nodeId"]]
+    assert got.gpu_percent == 50.0 and got.gpu_memory_used_bytes == 1536 * 2**20
+
+
+def test_node_summary_parser_takes_no_junk() -> None:
+    assert physical_by_node({}) == {} and physical_by_node({"data": {"summary": "x"}}) == {}
+    odd = {
+        "data": {"summary": [{"raylet": {"nodeId": "n1"}, "cpu": "high", "mem": [1, 2], "gpus": [None]}, {"cpu": 5}]}
+    }
+    got = physical_by_node(odd)
+    assert list(got) == ["n1"] and got["n1"].cpu_percent is None and got["n1"].host_memory_used_bytes is None
 
 
 def test_dataframe_has_the_contract_columns_in_order() -> None:

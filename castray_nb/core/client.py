@@ -12,15 +12,25 @@ from typing import Any
 
 from .actors import ActorReading, read_actors
 from .auth import Token
-from .errors import AuthRequired, ClusterUnreachable
+from .errors import AuthRequired, CastrayError, ClusterUnreachable
 from .gcpause import gc_paused
 from .gcs import read_gcs, version_note
 from .http import BIG_REPLY_BYTES, get_bytes, get_json, parse_json
-from .nodes import NodeRecord, node_from_state, reuse_unchanged, state_api_within_cap, usage_by_node
+from .nodes import (
+    NodeRecord,
+    Physical,
+    node_from_state,
+    physical_by_node,
+    reuse_unchanged,
+    state_api_within_cap,
+    usage_by_node,
+)
 from .settings import Settings
 
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="castray-http")
 BIG_READ_NODES = 500
+# The node summary (physical usage) is about 13 KB a node: read for clusters up to this size.
+PHYSICAL_MAX_NODES = 1000
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,11 @@ class ClusterClient:
         # decoding and building make is one stretch of CPU work (see gcpause).
         version = _POOL.submit(self.version)
         status = _POOL.submit(get_bytes, f"{url}/api/cluster_status", timeout, token=self.token)
+        summary = (
+            _POOL.submit(get_bytes, f"{url}/nodes?view=summary", timeout, token=self.token)
+            if len(previous) <= PHYSICAL_MAX_NODES
+            else None
+        )
         first = get_bytes(nodes_url(limit), timeout, token=self.token)
         about = version.result()
         session = about.get("session_name")
@@ -122,6 +137,7 @@ class ClusterClient:
                     usage = usage_by_node(parse_json(status_body, url))
                 except ClusterUnreachable as exc:
                     warnings.append(f"no usage: {exc}")
+            physical = _physical(summary, url)
             seen = dt.datetime.now(dt.UTC)
             nodes = reuse_unchanged(
                 (
@@ -132,12 +148,13 @@ class ClusterClient:
                         seen=seen,
                         dashboard_url=url,
                         usage=usage.get(raw["node_id"]),
+                        physical=physical.get(raw["node_id"]),
                     )
                     for raw in raw_nodes
                 ),
                 previous,
             )
-            del raw_nodes, usage  # freed while the collector is still paused
+            del raw_nodes, usage, physical  # freed while the collector is still paused
         total = counts.total
         if total > len(nodes):
             warnings.append(
@@ -189,3 +206,14 @@ class ClusterClient:
             warnings=tuple(n for n in (reading.note, version_note(reading.ray_version)) if n),
             ray_version=reading.ray_version,
         )
+
+
+def _physical(summary: concurrent.futures.Future[bytes] | None, url: str) -> dict[str, Physical]:
+    """The node summary's physical usage; empty (no warning: the columns stay null) when a
+    dashboard does not serve it."""
+    if summary is None:
+        return {}
+    try:
+        return physical_by_node(parse_json(summary.result(), url))
+    except CastrayError:
+        return {}

@@ -25,6 +25,18 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Physical:
+    """What one node's machine uses, from the dashboard's node summary (``/nodes?view=summary``):
+    not Ray's logical resources but the host's CPU, memory and GPUs as its agent measured them."""
+
+    cpu_percent: float | None = None  # of all the host's CPUs
+    host_memory_used_bytes: float | None = None
+    host_memory_total_bytes: float | None = None
+    gpu_percent: float | None = None  # mean utilisation of the node's GPUs
+    gpu_memory_used_bytes: float | None = None  # all the node's GPUs together
+
+
+@dataclass(frozen=True)
 class NodeRecord:
     """One node of one cluster, as last read. Field order is the table's column order."""
 
@@ -51,12 +63,18 @@ class NodeRecord:
     GPU_used: float | None = None
     memory_used_bytes: float | None = None
     object_store_used_bytes: float | None = None
+    cpu_percent: float | None = None
+    host_memory_used_bytes: float | None = None
+    host_memory_total_bytes: float | None = None
+    gpu_percent: float | None = None
+    gpu_memory_used_bytes: float | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     dashboard_url: str | None = None
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(NodeRecord))
 _NO_USAGE = Usage()
+_NO_PHYSICAL = Physical()
 
 
 def ms_to_time(value: Any) -> dt.datetime | None:
@@ -83,11 +101,13 @@ def node_from_state(
     seen: dt.datetime,
     dashboard_url: str | None = None,
     usage: Usage | None = None,
+    physical: Physical | None = None,
 ) -> NodeRecord:
     """A record from one State API node (``/api/v0/nodes``) or the GCS equivalent."""
     resources = raw.get("resources_total") or {}
     labels = raw.get("labels") or {}
     usage = usage or _NO_USAGE
+    physical = physical or _NO_PHYSICAL
     return NodeRecord(
         cluster=cluster,
         source=source,
@@ -109,6 +129,11 @@ def node_from_state(
         GPU_used=usage.GPU,
         memory_used_bytes=usage.memory_bytes,
         object_store_used_bytes=usage.object_store_bytes,
+        cpu_percent=physical.cpu_percent,
+        host_memory_used_bytes=physical.host_memory_used_bytes,
+        host_memory_total_bytes=physical.host_memory_total_bytes,
+        gpu_percent=physical.gpu_percent,
+        gpu_memory_used_bytes=physical.gpu_memory_used_bytes,
         labels=dict(labels) if isinstance(labels, Mapping) else {},
         dashboard_url=dashboard_url,
     )
@@ -188,6 +213,41 @@ def usage_by_node(payload: Mapping[str, Any]) -> dict[str, Usage]:
         for node_id, used in report.items()
         if isinstance(used, Mapping)
     }
+
+
+def physical_by_node(payload: Mapping[str, Any]) -> dict[str, Physical]:
+    """Per-node physical usage from a ``/nodes?view=summary`` reply (Ray's dashboard serves it
+    without Prometheus); empty when absent. ``mem`` is ``[total, available, percent, used]``;
+    each GPU reports ``utilizationGpu`` (percent) and ``memoryUsed`` (MiB)."""
+    try:
+        summary = payload["data"]["summary"]
+    except (KeyError, TypeError):
+        return {}
+    found = {}
+    for node in summary if isinstance(summary, list) else ():
+        raylet = node.get("raylet") if isinstance(node, Mapping) else None
+        node_id = raylet.get("nodeId") if isinstance(raylet, Mapping) else None
+        if not node_id:
+            continue
+        mem = node.get("mem")
+        total, used = (_float(mem[0]), _float(mem[3])) if isinstance(mem, list) and len(mem) >= 4 else (None, None)
+        gpus = [g for g in node.get("gpus") or () if isinstance(g, Mapping)]
+        utilisation = [u for u in (_float(g.get("utilizationGpu")) for g in gpus) if u is not None]
+        gpu_memory = [m for m in (_float(g.get("memoryUsed")) for g in gpus) if m is not None]
+        found[str(node_id)] = Physical(
+            cpu_percent=_float(node.get("cpu")),
+            host_memory_used_bytes=used,
+            host_memory_total_bytes=total,
+            gpu_percent=sum(utilisation) / len(utilisation) if utilisation else None,
+            gpu_memory_used_bytes=sum(gpu_memory) * 2**20 if gpu_memory else None,
+        )
+    return found
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _used(used: Mapping[str, Any], key: str) -> float | None:

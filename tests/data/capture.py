@@ -21,8 +21,9 @@ HERE = Path(__file__).resolve().parents[2] / "castray_nb" / "testing" / "capture
 def main() -> None:
     with LocalCluster(home=tempfile.mkdtemp()) as cluster:
         worker = cluster.add_worker()
-        worker.stop()
         url = cluster.dashboard_url
+        summary = get_json(f"{url}/nodes?view=summary", 5)  # two alive nodes' physical usage
+        worker.stop()
         for _ in range(60):
             nodes = get_json(f"{url}/api/v0/nodes?detail=1", 5)
             if any(n["state"] == "DEAD" for n in nodes["data"]["result"]["result"]):
@@ -32,6 +33,7 @@ def main() -> None:
             "version.json": get_json(f"{url}/api/version", 5),
             "nodes_detail.json": nodes,
             "cluster_status.json": get_json(f"{url}/api/cluster_status", 5),
+            "node_summary.json": summary,
         }
     for name, reply in replies.items():
         (HERE / name).write_text(json.dumps(reply, indent=1) + "\n")
