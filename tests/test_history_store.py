@@ -1,0 +1,115 @@
+"""The history store's retention and downsampling, with an injected clock: milliseconds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+
+import pytest
+
+from castray_nb.core.history import METRICS, TIERS, History
+from castray_nb.core.nodes import ALIVE, DEAD, NodeRecord
+from castray_nb.core.store import Store
+
+T0 = 1_795_996_800.0  # a whole day (so a whole multiple of every step): buckets start where the test says
+
+
+def node(node_id: str, *, cpu: float, state: str = ALIVE) -> NodeRecord:
+    return NodeRecord(
+        cluster="c", source="external", node_id=node_id, node_ip="10.0.0.1", is_head=node_id == "head",
+        state=state, CPU=4.0, GPU=0.0, memory_bytes=8e9, object_store_bytes=2e9,
+        last_seen=dt.datetime.fromtimestamp(T0, dt.UTC), CPU_used=cpu / 25, cpu_percent=cpu,
+        host_memory_used_bytes=1e9,
+    )  # fmt: skip
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def history(tmp_path):
+    clock = Clock()
+    return History(Store(tmp_path / "h.sqlite3", clock=clock)), clock
+
+
+def values(points, metric, node_id):
+    return [(p.time, p.value) for p in points if p.metric == metric and p.node_id == node_id]
+
+
+def test_a_reading_is_a_point_per_node_and_one_for_the_totals(history) -> None:
+    h, clock = history
+    assert h.record("c", [node("head", cpu=40), node("w1", cpu=20, state=DEAD)]) == 3
+    points = h.points(since=T0 - 1)
+    assert values(points, "cpu_percent", "head") == [(T0, 40.0)]
+    assert values(points, "alive", "w1") == [(T0, 0.0)]
+    assert values(points, "nodes_alive", None) == [(T0, 1.0)] and values(points, "nodes_total", None) == [(T0, 2.0)]
+    assert values(points, "cpu_percent", None) == [(T0, 40.0)]  # the totals count alive nodes only
+    assert values(points, "CPU", None) == [(T0, 4.0)]
+    assert not values(points, "gpu_percent", "head")  # not reported: no point, not a zero
+
+
+def test_two_recorders_of_one_bucket_leave_one_point(history) -> None:
+    h, clock = history
+    h.record("c", [node("head", cpu=10)], at=T0 + 1)
+    h.record("c", [node("head", cpu=30)], at=T0 + 7)  # same 10 s bucket, another process
+    assert values(h.points(since=T0 - 1), "cpu_percent", "head") == [(T0, 30.0)]
+
+
+def test_downsampling_averages_old_buckets_and_retention_drops_the_oldest(history) -> None:
+    h, clock = history
+    assert [step for _, step in TIERS] == [10, 300, 1800]
+    for i in range(60):  # ten minutes at 10 s: 0, 10, ..., 590 -> cpu 0..59
+        h.record("c", [node("head", cpu=float(i))], at=T0 + 10 * i)
+    clock.now = T0 + 3600 + 700  # an hour and more later: both 5-minute buckets are past full resolution
+    h.compact()
+    assert values(h.points(since=T0 - 1), "cpu_percent", "head") == [(T0, 14.5), (T0 + 300, 44.5)]  # 0..29, 30..59
+    clock.now = T0 + 86400 + 2000  # past a day: into half hours, weighted by the readings
+    h.compact()
+    assert values(h.points(since=T0 - 1), "cpu_percent", "head") == [(T0, 29.5)]
+    clock.now = T0 + 7 * 86400 + 2000  # past the retention: gone, and the series with it
+    h.compact()
+    assert h.points(since=0) == []
+    with sqlite3.connect(h.store.path) as db:
+        assert db.execute("SELECT count(*) FROM series").fetchone() == (0,)
+
+
+def test_a_compaction_merges_into_a_bucket_it_already_filled(history) -> None:
+    h, clock = history
+    h.record("c", [node("head", cpu=10)], at=T0)
+    clock.now = T0 + 3600 + 400
+    h.compact()
+    h.record("c", [node("head", cpu=40)], at=T0 + 20)  # a late writer, into the same 5 minutes
+    h.compact()
+    assert values(h.points(since=T0 - 1), "cpu_percent", "head") == [(T0, 25.0)]
+
+
+def test_the_long_frame_has_the_points_rows(history) -> None:
+    h, clock = history
+    h.record("c", [node("head", cpu=40), node("w1", cpu=20)], at=T0)
+    frame = h.frame(since=T0 - 1, metrics=["cpu_percent", "nodes_alive"])
+    assert list(frame.columns) == ["time", "cluster", "node_id", "metric", "value"]
+    expected = sorted(
+        (p.node_id or "", p.metric, p.value) for p in h.points(since=T0 - 1, metrics=["cpu_percent", "nodes_alive"])
+    )
+    assert sorted(zip(frame.node_id.fillna(""), frame.metric, frame.value, strict=True)) == expected
+    assert len(expected) == 4 and frame.time.dt.tz is not None and (frame.time == frame.time.iloc[0]).all()
+    assert frame[frame.metric == "nodes_alive"].node_id.isna().all()
+    assert h.frame(since=T0 + 100).empty
+
+
+def test_reading_by_cluster_node_metric_and_time(history) -> None:
+    h, clock = history
+    h.record("a", [node("head", cpu=10)], at=T0)
+    h.record("b", [node("head", cpu=20)], at=T0 + 10)
+    assert {p.cluster for p in h.points(since=T0 - 1, cluster="b")} == {"b"}
+    only = h.points(since=T0 - 1, metrics=["cpu_percent"], node="head", until=T0 + 5)
+    assert [(p.cluster, p.value) for p in only] == [("a", 10.0)]
+    assert {p.node_id for p in h.points(since=T0 - 1, node="")} == {None}
+    with pytest.raises(ValueError, match="unknown metric"):
+        h.points(since=0, metrics=["cpu"])
+    assert "cpu_percent" in METRICS
