@@ -29,7 +29,8 @@ from .settings import Settings
 
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="castray-http")
 BIG_READ_NODES = 500
-# The node summary (physical usage) is about 13 KB a node: read for clusters up to this size.
+# The node summary (physical usage) is about 12 KB a node (measured: 23.8 KB for 2): read
+# for clusters up to this size.
 PHYSICAL_MAX_NODES = 1000
 
 

@@ -107,6 +107,22 @@ def total_values(rows: Sequence[NodeRecord]) -> dict[str, float | None]:
     return values
 
 
+# Buckets of one step averaged into the next step's (weighted by the readings each holds),
+# merged with what such a bucket already holds. Parameters: the coarser step three times,
+# the finer step, the cutoff, the coarser step.
+_AVERAGES = ", ".join(f"sum({m} * n) / nullif(sum(CASE WHEN {m} IS NULL THEN 0 ELSE n END), 0)" for m in METRICS)
+_MERGE = ", ".join(
+    f"{m} = CASE WHEN {m} IS NULL THEN excluded.{m} WHEN excluded.{m} IS NULL THEN {m}"
+    f" ELSE ({m} * n + excluded.{m} * excluded.n) / (n + excluded.n) END"
+    for m in METRICS
+)
+_DOWNSAMPLE = (
+    f"INSERT INTO points (series, step, t, n, {_COLUMNS})"
+    f" SELECT series, ?, t / ? * ?, sum(n), {_AVERAGES} FROM points WHERE step = ? AND t < ?"
+    f" GROUP BY series, t / ? ON CONFLICT (series, step, t) DO UPDATE SET {_MERGE}, n = n + excluded.n"
+)
+
+
 class History:
     """The series in the user's store (:class:`.store.Store`); ``store.clock`` is the time."""
 
@@ -155,20 +171,7 @@ class History:
             self._ready(db)
             for (age, step), (_, coarser) in zip(TIERS, TIERS[1:], strict=False):
                 cutoff = int((now - age) // coarser * coarser)  # whole coarse buckets only
-                averages = ", ".join(
-                    f"sum({m} * n) / nullif(sum(CASE WHEN {m} IS NULL THEN 0 ELSE n END), 0)" for m in METRICS
-                )
-                merge = ", ".join(
-                    f"{m} = CASE WHEN {m} IS NULL THEN excluded.{m} WHEN excluded.{m} IS NULL THEN {m}"
-                    f" ELSE ({m} * n + excluded.{m} * excluded.n) / (n + excluded.n) END"
-                    for m in METRICS
-                )
-                db.execute(
-                    f"INSERT INTO points (series, step, t, n, {_COLUMNS})"
-                    f" SELECT series, ?, t / ? * ?, sum(n), {averages} FROM points WHERE step = ? AND t < ?"
-                    f" GROUP BY series, t / ? ON CONFLICT (series, step, t) DO UPDATE SET {merge}, n = n + excluded.n",
-                    (coarser, coarser, coarser, step, cutoff, coarser),
-                )
+                db.execute(_DOWNSAMPLE, (coarser, coarser, coarser, step, cutoff, coarser))
                 removed += db.execute("DELETE FROM points WHERE step = ? AND t < ?", (step, cutoff)).rowcount
             removed += db.execute("DELETE FROM points WHERE t < ?", (int(now - self.retention_s),)).rowcount
             db.execute("DELETE FROM series WHERE id NOT IN (SELECT DISTINCT series FROM points)")
