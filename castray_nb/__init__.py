@@ -55,6 +55,8 @@ _WHERE = {
     "stop_job": "castray_nb.api",
     "submit": "castray_nb.api",
     "panel": "castray_nb.widgets",
+    "history": "castray_nb.api",
+    "events": "castray_nb.api",
     "ClusterInfo": "castray_nb.core.discovery",
     "ClusterState": "castray_nb.core.model",
     "Event": "castray_nb.core.model",

@@ -10,10 +10,14 @@ from typing import TYPE_CHECKING, Any
 from .core.connector import driver_address, leave_driver
 from .core.discovery import DiscoveryReport, Found
 from .core.errors import CastrayError, InvalidArgument
+from .core.history import Seen
 from .core.links import jupyter_context
 from .core.model import ClusterState, Event
+from .core.past import When, store_history
+from .core.recorder import Recorder
 from .core.registry import KernelRegistry
 from .core.session import Session
+from .core.settings import load_settings
 from .core.store import Remembered
 
 if TYPE_CHECKING:
@@ -25,16 +29,20 @@ _default_lock = threading.Lock()
 log = logging.getLogger(__name__)
 
 
-def session() -> Session:
+def session(*, server: bool = False) -> Session:
     """The process-wide session that the functions below, the magics and the panel share.
 
     Creating it is instant: the clusters of the ``attach`` setting (``CASTRAY_ATTACH``)
     are attached by a background thread, so a server's event loop never waits on them.
+    It records what it reads into the user's history (unless the ``history`` setting is
+    false); ``server=True`` is the Jupyter server's own, which records before any kernel.
     """
     global _default
     with _default_lock:
         if _default is None or _default.closed:
-            _default = Session()
+            settings = load_settings()
+            recorder = Recorder(store_history(settings), server=server) if settings.history else None
+            _default = Session(settings, recorder=recorder)
             _register_with_server(_default)
             if _default.settings.attach:
                 threading.Thread(
@@ -144,9 +152,54 @@ def disconnect(name: str | None = None, *, all: bool = False, driver: bool = Fal
     return gone
 
 
-def clusters() -> list[ClusterState]:
-    """The attached clusters as of their last refresh."""
+def clusters(*, ended: bool = False) -> list[ClusterState] | list[Seen]:
+    """The attached clusters as of their last refresh. With ``ended=True``, instead, the
+    clusters that ended within the history's retention (stopped, restarted as a new Ray
+    session, or gone for long), each with ``ended_at``, ``ended_reason`` and its last
+    ``snapshot`` (nodes, totals, jobs): no live cluster is behind them.
+
+    >>> [(c.cluster, c.ended_at) for c in castray_nb.clusters(ended=True)]   # doctest: +SKIP
+    [('train', 1796000000.0)]
+    """
+    if ended:
+        from .core.past import ended as ended_clusters
+
+        return ended_clusters(session().settings)
     return session().clusters()
+
+
+def history(
+    cluster: str | None = None,
+    since: When = "1h",
+    until: When | None = None,
+    metrics: str | list[str] | None = None,
+    node: str | None = None,
+) -> pd.DataFrame:
+    """What was recorded of the clusters' usage, as a long DataFrame: ``time`` (UTC),
+    ``cluster``, ``node_id`` (None for a cluster's totals), ``metric`` and ``value``.
+
+    ``since``/``until``: a duration ago (``"10m"``, ``"2h"``, ``"1d"``, seconds), a datetime
+    or an ISO time. ``cluster``: the name it was attached under or its Ray session name.
+    ``metrics``: some of :data:`castray_nb.core.history.METRICS` (per node: ``alive``,
+    ``CPU_used``, ``cpu_percent``, ``host_memory_used_bytes``, ``gpu_percent``, ...; per
+    cluster: ``nodes_alive``, ``CPU``, ...). Points are averaged to a step that suits the
+    range (10 s for an hour, 5 minutes for a day), from the user's store.
+
+    >>> castray_nb.history("train", since="2h", metrics="cpu_percent")   # doctest: +SKIP
+    """
+    from .core import past
+
+    return past.history(session().settings, cluster=cluster, since=since, until=until, metrics=metrics, node=node)
+
+
+def events(cluster: str | None = None, since: When = "1h", until: When | None = None) -> pd.DataFrame:
+    """What happened, oldest first: ``time`` (UTC), ``cluster``, ``kind`` (``node_joined``,
+    ``node_died``, ``cluster_unreachable``, ``cluster_recovered``, ``cluster_ended``,
+    ``job_status``, ``cluster_attached``, ``cluster_detached``, ...), ``node_id``, ``job``
+    and ``message`` (a node's death reason, a job's ``RUNNING -> FAILED``)."""
+    from .core import past
+
+    return past.events(session().settings, cluster=cluster, since=since, until=until)
 
 
 def recent() -> list[Remembered]:

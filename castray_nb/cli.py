@@ -78,9 +78,29 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--follow", action="store_true", help="keep printing new lines until the job ends")
     _token_file(logs)
 
+    history = commands.add_parser("history", help="the recorded usage of clusters over time (no server needed)")
+    _past_arguments(history)
+    history.add_argument(
+        "--metric", action="append", default=[], metavar="M", help="only this metric (repeatable; e.g. cpu_percent)"
+    )
+    history.add_argument("--node", metavar="NODE_ID", help="only this node ('' for the clusters' totals)")
+    events = commands.add_parser("events", help="what happened to clusters: nodes joined and died, jobs, ends")
+    _past_arguments(events)
+    ended = commands.add_parser("ended", help="the clusters that ended, each with its last snapshot")
+    ended.add_argument("--json", action="store_true", help="print a JSON list")
+
     demo = commands.add_parser("demo", help="start a throwaway cluster, discover, attach and show it, stop it")
     demo.add_argument("--json", action="store_true", help="print the node rows as JSON")
     return parser
+
+
+def _past_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print a JSON list of rows")
+    parser.add_argument("--cluster", metavar="NAME", help="one cluster: its name or its Ray session name")
+    parser.add_argument(
+        "--since", default="1h", metavar="WHEN", help="10m, 2h, 1d, seconds or an ISO time (default 1h)"
+    )
+    parser.add_argument("--until", metavar="WHEN", help="as --since (default now)")
 
 
 def _token_file(parser: argparse.ArgumentParser) -> None:
@@ -111,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _recent(args)
         if args.command == "forget":
             return _forget(args)
+        if args.command in ("history", "events", "ended"):
+            return _past(args, settings)
         return _demo(args, settings)
     except CastrayError as exc:
         print(f"castray-nb: error: {exc}", file=sys.stderr)
@@ -189,6 +211,54 @@ def _host_entry(text: str) -> str:
         return check_host_entry(text)
     except ValueError as exc:
         raise InvalidArgument(f"--host: {exc}") from None
+
+
+def _past(args: argparse.Namespace, settings: Any) -> int:
+    from .core import past
+    from .core.times import full, stamp
+
+    if args.command == "ended":
+        seen = past.ended(settings)
+        if args.json:
+            print(json.dumps([c.to_json() for c in seen], indent=2))
+            return 0
+        rows = [
+            (c.cluster, c.session_name, full(_utc(c.ended_at)), str(c.snapshot.get("alive_nodes", "?")),
+             c.ended_reason or "")
+            for c in seen
+        ]  # fmt: skip
+        print(_table(("NAME", "SESSION", "ENDED", "NODES ALIVE", "WHY"), rows) if rows else "No cluster ended.")
+        return 0
+    if args.command == "history":
+        frame = past.history(
+            settings, cluster=args.cluster, since=args.since, until=args.until, metrics=args.metric or None,
+            node=args.node,
+        )  # fmt: skip
+        columns: tuple[str, ...] = ("TIME", "CLUSTER", "NODE", "METRIC", "VALUE")
+        cells: list[tuple[str, ...]] = [
+            (stamp(t), c, n[:12] if isinstance(n, str) else "(totals)", m, f"{v:g}")
+            for t, c, n, m, v in zip(frame.time, frame.cluster, frame.node_id, frame.metric, frame.value, strict=True)
+        ]
+    else:
+        frame = past.events(settings, cluster=args.cluster, since=args.since, until=args.until)
+        columns = ("TIME", "CLUSTER", "KIND", "NODE", "JOB", "MESSAGE")
+        cells = [
+            (stamp(t), c, k, n[:12] if isinstance(n, str) else "-", j if isinstance(j, str) else "-", m)
+            for t, c, k, n, j, m in zip(
+                frame.time, frame.cluster, frame.kind, frame.node_id, frame.job, frame.message, strict=True
+            )
+        ]
+    if args.json:
+        print(json.dumps(past.rows_json(frame), indent=2))
+    else:
+        print(_table(columns, cells) if cells else f"Nothing recorded since {args.since}.")
+    return 0
+
+
+def _utc(t: float | None) -> Any:
+    import datetime as dt
+
+    return None if t is None else dt.datetime.fromtimestamp(t, dt.UTC)
 
 
 def _recent(args: argparse.Namespace) -> int:

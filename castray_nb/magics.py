@@ -4,7 +4,9 @@
     %castray discover [--connect] [--json] [--all-users]
     %castray connect ADDRESS [--name NAME] [--driver] [--token-file FILE]
     %castray disconnect NAME | --all | --driver
-    %castray clusters
+    %castray clusters [--ended]
+    %castray history [--cluster NAME] [--since 1h] [--until WHEN] [--metric M ...] [--node NODE_ID]
+    %castray events [--cluster NAME] [--since 1h] [--until WHEN]
     %castray recent
     %castray forget NAME
     %castray nodes [--local | --external] [--alive]
@@ -70,7 +72,16 @@ def build_parser() -> MagicArgumentParser:
     disconnect.add_argument("--all", action="store_true")
     disconnect.add_argument("--driver", action="store_true", help="also ray.shutdown() the driver connection")
 
-    commands.add_parser("clusters", add_help=True, help="the attached clusters and their state")
+    clusters = commands.add_parser("clusters", add_help=True, help="the attached clusters and their state")
+    clusters.add_argument("--ended", action="store_true", help="instead, the clusters that ended (last snapshots)")
+    history = commands.add_parser("history", add_help=True, help="the recorded usage over time (a long DataFrame)")
+    events = commands.add_parser("events", add_help=True, help="what happened: nodes joined and died, jobs, ends")
+    for past in (history, events):
+        past.add_argument("--cluster", help="one cluster: its name or its Ray session name")
+        past.add_argument("--since", default="1h", help="10m, 2h, 1d, seconds or an ISO time (default 1h)")
+        past.add_argument("--until", help="as --since (default now)")
+    history.add_argument("--metric", action="append", help="only this metric (repeatable; e.g. cpu_percent)")
+    history.add_argument("--node", help="only this node's series ('' for the clusters' totals)")
     commands.add_parser("recent", add_help=True, help="the clusters you attached before (a DataFrame)")
     forget = commands.add_parser("forget", add_help=True, help="drop a remembered cluster (see %%castray recent)")
     forget.add_argument("name", help="the name it was attached under, or its address")
@@ -172,6 +183,18 @@ def _disconnect(args: Any) -> list[str]:
 def _clusters(args: Any) -> Any:
     import pandas as pd
 
+    if args.ended:
+        columns = ["name", "session_name", "ended_at", "ended_reason", "alive_nodes", "nodes", "jobs", "last_seen"]
+        rows = [
+            {**c.to_json(), "alive_nodes": c.snapshot.get("alive_nodes"), "nodes": len(c.snapshot.get("nodes", [])),
+             "jobs": len(c.snapshot.get("jobs", []))}
+            for c in _api().clusters(ended=True)
+        ]  # fmt: skip
+        frame = pd.DataFrame([{k: row[k] for k in columns} for row in rows], columns=columns)
+        for column in ("ended_at", "last_seen"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        return frame
+
     rows = [
         {
             "name": c.name,
@@ -191,6 +214,14 @@ def _clusters(args: Any) -> Any:
     ]
     return pd.DataFrame(rows, columns=["name", "reachable", "via", "nodes", "alive", "last_refresh", "read_ms",
                                        "dashboard_url", "dashboard_link", "gcs_address", "error", "note"])  # fmt: skip
+
+
+def _history(args: Any) -> Any:
+    return _api().history(args.cluster, args.since, args.until, metrics=args.metric, node=args.node)
+
+
+def _events(args: Any) -> Any:
+    return _api().events(args.cluster, args.since, args.until)
 
 
 def _recent(args: Any) -> Any:
@@ -267,6 +298,8 @@ _COMMANDS = {
     "connect": _connect,
     "disconnect": _disconnect,
     "clusters": _clusters,
+    "history": _history,
+    "events": _events,
     "recent": _recent,
     "forget": _forget,
     "nodes": _nodes,

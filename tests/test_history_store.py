@@ -7,9 +7,9 @@ import sqlite3
 
 import pytest
 
-from castray_nb.core.history import METRICS, TIERS, History
+from castray_nb.core.history import METRICS, TIERS, History, resolution
 from castray_nb.core.nodes import ALIVE, DEAD, NodeRecord
-from castray_nb.core.store import Store
+from castray_nb.core.store import _RECENT, SCHEMA_VERSION, Recent, Store
 
 T0 = 1_795_996_800.0  # a whole day (so a whole multiple of every step): buckets start where the test says
 
@@ -53,11 +53,38 @@ def test_a_reading_is_a_point_per_node_and_one_for_the_totals(history) -> None:
     assert not values(points, "gpu_percent", "head")  # not reported: no point, not a zero
 
 
-def test_two_recorders_of_one_bucket_leave_one_point(history) -> None:
+def test_two_readings_of_one_bucket_leave_one_point_their_mean(history) -> None:
     h, clock = history
     h.record("c", [node("head", cpu=10)], at=T0 + 1)
-    h.record("c", [node("head", cpu=30)], at=T0 + 7)  # same 10 s bucket, another process
-    assert values(h.points(since=T0 - 1), "cpu_percent", "head") == [(T0, 30.0)]
+    h.record("c", [node("head", cpu=30)], at=T0 + 7)  # same 10 s bucket, maybe another process
+    assert values(h.points(since=T0 - 1), "cpu_percent", "head") == [(T0, 20.0)]
+    assert h.last_reading("c") == T0 + 7
+
+
+def test_the_read_step_follows_the_range(history) -> None:
+    h, clock = history
+    for i in range(60):
+        h.record("c", [node("head", cpu=float(i))], at=T0 + 10 * i)
+    clock.now = T0 + 600
+    assert len(values(h.points(since=T0), "cpu_percent", "head")) == 60  # ten minutes: every 10 s
+    day = values(h.points(since=T0 + 600 - 86400), "cpu_percent", "head")  # a day: 5 minutes
+    assert day == [(T0, 14.5), (T0 + 300, 44.5)]
+    assert resolution(0, 3600) == 10 and resolution(0, 86400) == 300 and resolution(0, 7 * 86400) == 1800
+
+
+def test_a_store_of_the_first_version_keeps_its_recent_attachments(tmp_path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:  # what castray_nb wrote before the history (version 1)
+        db.execute(_RECENT)
+        db.execute("INSERT INTO recent (address, name, first_attached, last_seen) VALUES ('h:6379', 'gpu', 1, 2)")
+        db.execute("PRAGMA user_version = 1")
+    path.chmod(0o600)
+    h = History(Store(path, clock=Clock()))
+    h.record("c", [node("head", cpu=5)])
+    assert [e.name for e in Recent(h.store).entries()] == ["gpu"]
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        assert db.execute("SELECT count(*) FROM points").fetchone() == (2,)
 
 
 def test_downsampling_averages_old_buckets_and_retention_drops_the_oldest(history) -> None:

@@ -28,12 +28,13 @@ from .auth import Token, given_token, withheld, withhold
 from .changes import node_events
 from .client import ClusterClient
 from .discovery import ClusterInfo, DiscoveryReport, Found, discover_report
-from .errors import CastrayError, InvalidAddress, NameTaken, UnknownCluster
+from .errors import CastrayError, ClusterTimeout, ClusterUnreachable, InvalidAddress, NameTaken, UnknownCluster
 from .jobs import JobRecord
 from .links import dashboard_link
 from .model import ClusterState, Event, Snapshot
 from .naming import checked_name, default_name, free_name, same_cluster
 from .nodes import ALIVE, NodeRecord, mark_unreachable, to_dataframe
+from .recorder import Recorder
 from .runtime import LocalTracker
 from .settings import Settings, load_settings
 from .store import Recent, Remembered
@@ -51,6 +52,11 @@ log = logging.getLogger(__name__)
 SEEN_EVERY_S = 60.0  # how often a reachable attachment's last_seen is written to the user's store
 
 
+def _gone(exc: CastrayError) -> bool:
+    """Whether a failed read says nothing listens at the cluster's address any more."""
+    return isinstance(exc, ClusterUnreachable) and not isinstance(exc, ClusterTimeout) and "refused" in str(exc)
+
+
 def _client(info: ClusterInfo, settings: Settings, token: Token | None = None) -> ClusterReader:
     return ClusterClient(info.gcs_address, info.dashboard_url, settings, token=token)
 
@@ -63,6 +69,8 @@ class Session:
     through :meth:`connect` and :meth:`discover`. ``reader`` and ``discoverer`` replace how
     a cluster is read and how clusters are found (tests inject fakes there). Every cluster
     attached is remembered in ``recent`` (default: the user's store, :class:`.store.Recent`).
+    With a ``recorder`` (:class:`.recorder.Recorder`) every reading, failure and change is
+    also written into the user's history; ``castray_nb.session()`` gives it one.
 
     >>> with Session() as s:                            # doctest: +SKIP
     ...     s.connect("127.0.0.1:6379")
@@ -76,9 +84,11 @@ class Session:
         reader: Reader | None = None,
         discoverer: Discoverer | None = None,
         recent: Recent | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.settings = settings or load_settings()
         self.recent = recent or Recent()
+        self.recorder = recorder
         self._reader: Reader = reader or _client
         self._discoverer: Discoverer = discoverer or discover_report
         self._lock = threading.RLock()
@@ -89,6 +99,8 @@ class Session:
         self.bus = Bus()
         self.scheduler = Scheduler(self._round)
         self.closed = False
+        if recorder is not None:
+            self.bus.subscribe(recorder.event)
 
     # --- attaching: the one path every front end takes ------------------------------
 
@@ -362,7 +374,7 @@ class Session:
         try:
             reading = attachment.client.read(cluster=attachment.name, previous=previous)
         except CastrayError as exc:
-            return self._apply_failure(attachment, seq, now, str(exc))
+            return self._apply_failure(attachment, seq, now, str(exc), gone=_gone(exc))
         except Exception as exc:  # a reader bug must not stop the other clusters
             log.exception("reading %s failed", attachment.name)
             return self._apply_failure(attachment, seq, now, f"{type(exc).__name__}: {exc}")
@@ -389,6 +401,10 @@ class Session:
                 attachment.remembered = time.monotonic()
         if due:
             self.recent.seen(attachment.address)
+        if self.recorder is not None:
+            jobs, _ = self.workload.cached_jobs()
+            mine = [j for j in jobs if j.cluster == attachment.name]
+            self.recorder.reading(attachment.name, attachment.info, reading.session_name, reading.nodes, events, mine)
         return events
 
     def _current(self, attachment: Attachment, seq: int) -> bool:
@@ -403,7 +419,9 @@ class Session:
         attachment.applied_read = seq
         return True
 
-    def _apply_failure(self, attachment: Attachment, seq: int, now: dt.datetime, error: str) -> list[Event]:
+    def _apply_failure(
+        self, attachment: Attachment, seq: int, now: dt.datetime, error: str, *, gone: bool = False
+    ) -> list[Event]:
         with self._lock:
             if not self._current(attachment, seq):
                 return []
@@ -414,6 +432,8 @@ class Session:
             attachment.last_refresh = now
             attachment.error = error
             attachment.read_s = None
+        if self.recorder is not None:
+            self.recorder.failure(attachment.name, attachment.info, attachment.session_name, error, gone=gone)
         return [Event("cluster_unreachable", attachment.name, detail=error)] if was is not False else []
 
     def rows(self, *, source: str | None = None, alive_only: bool = False) -> list[NodeRecord]:

@@ -19,6 +19,8 @@ key (config file)         environment variable        meaning
 ``dashboard_writes``      CASTRAY_DASHBOARD_WRITES     true: the server's dashboard proxy passes non-GET requests
 ``all_users``             CASTRAY_ALL_USERS            true: discovery also lists other Unix users' clusters here
 ``hosts``                 CASTRAY_HOSTS                other machines discovery probes (comma-separated; see below)
+``history``               CASTRAY_HISTORY              false: record no history (see core/recorder.py)
+``history_retention``     CASTRAY_HISTORY_RETENTION    how long history is kept: seconds, or ``12h``, ``7d``, ``2w``
 ========================  ==========================  =========================================
 
 ``hosts`` names machines, never ranges: ``gpu-box`` (Ray's default ports: GCS 6379 and
@@ -60,6 +62,8 @@ class Settings:
     dashboard_writes: bool = False
     all_users: bool = False
     hosts: tuple[str, ...] = ()
+    history: bool = True
+    history_retention: float = 7 * 86400.0
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -95,8 +99,9 @@ def check_host_entry(text: str) -> str:
 
 _FLOATS = ("probe_timeout", "source_timeout", "http_timeout", "gcs_timeout", "refresh_interval")
 _LISTS = {"temp_dirs": os.pathsep, "attach": ",", "sources": ",", "hosts": ","}
-_BOOLS = ("remote", "dashboard_writes", "all_users")
-_ENV = {name: "CASTRAY_" + name.upper() for name in (*_FLOATS, *_LISTS, *_BOOLS, "node_limit", "dashboard_link")}
+_BOOLS = ("remote", "dashboard_writes", "all_users", "history")
+_OTHERS = ("node_limit", "dashboard_link", "history_retention")
+_ENV = {name: "CASTRAY_" + name.upper() for name in (*_FLOATS, *_LISTS, *_BOOLS, *_OTHERS)}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -149,6 +154,13 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
             if not isinstance(raw, str):
                 raise ValueError("must be a string")
             return check_template(raw.strip()) or None
+        if key == "history_retention":
+            from .times import seconds
+
+            value = seconds(raw)
+            if value < 3600:
+                raise ValueError("must be at least an hour")
+            return value
         if key == "node_limit":
             number = int(raw)
             if number < 1:

@@ -6,9 +6,14 @@ Several processes use it at once (kernels, the Jupyter server, the command line)
 in WAL mode, every write is one short transaction, and a writer waits up to
 :data:`BUSY_TIMEOUT_S` for another's lock rather than fail.
 
-It holds, today, the **recent attachments** (:class:`Recent`): every cluster the user
-attached, from any front end, with its address, its name and when it was last seen.
-Discovery offers them again as candidates (source ``recent``); ``forget`` drops one.
+It holds the **recent attachments** (:class:`Recent`): every cluster the user attached,
+from any front end, with its address, its name and when it was last seen. Discovery offers
+them again as candidates (source ``recent``); ``forget`` drops one. And it holds the
+**history** (:mod:`.history`, :mod:`.recorder`): each cluster's series, its events, the
+clusters seen with their last snapshot, and which process records which cluster.
+
+The schema is versioned (``PRAGMA user_version``); :data:`MIGRATIONS` brings a file of any
+earlier version up to :data:`SCHEMA_VERSION` in one transaction.
 
 A store file that is not the user's own, or that other users may write, is not used (it
 is logged once): another user who could write it could make discovery probe, and the
@@ -34,8 +39,7 @@ log = logging.getLogger("castray_nb")
 
 BUSY_TIMEOUT_S = 5.0
 MAX_RECENT = 200  # recent attachments kept; the least recently seen go first
-SCHEMA_VERSION = 1
-_SCHEMA = """
+_RECENT = """
 CREATE TABLE IF NOT EXISTS recent (
     address TEXT PRIMARY KEY,         -- as attached: a GCS host:port or a dashboard URL
     name TEXT NOT NULL,               -- the name it was attached under
@@ -46,6 +50,18 @@ CREATE TABLE IF NOT EXISTS recent (
     last_seen REAL NOT NULL           -- Unix time it last answered
 )
 """
+
+
+def _history_schema() -> str:
+    from .history import SCHEMA
+
+    return SCHEMA
+
+
+# What each version adds, in order: version N is the first N entries. Never edit one that
+# has shipped; add the next.
+MIGRATIONS: tuple[Callable[[], str], ...] = (lambda: _RECENT, _history_schema)
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def store_path() -> Path:
@@ -60,7 +76,7 @@ class StoreError(OSError):
 
 
 class Store:
-    """The SQLite file, opened per operation: a connection is cheap (about 0.2 ms) and a
+    """The SQLite file, opened per operation: a connection is cheap (1-2 ms here) and a
     short-lived one never holds a lock across a refresh, nor a file handle in a fork."""
 
     def __init__(self, path: Path | None = None, clock: Callable[[], float] = time.time) -> None:
@@ -118,12 +134,19 @@ def _prepare(path: Path) -> None:
 
 def _migrate(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA journal_mode = WAL")
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version < SCHEMA_VERSION:
-        db.execute("BEGIN IMMEDIATE")
-        db.execute(_SCHEMA)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        db.execute("COMMIT")
+    db.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it done
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for number in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[number]().split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        if version < SCHEMA_VERSION:
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ POST     /castray/api/cluster/connect-external   ``{"cluster_address": "...", "n
 DELETE   /castray/api/cluster/disconnect-external ``?name=NAME`` or ``?all=true``
 GET      /castray/api/nodes                      merged node rows (``?alive=true&refresh=false``)
 GET      /castray/api/nodes/external             external node rows only
-GET      /castray/api/events                     WebSocket: the session's change events
+GET      /castray/api/events                     WebSocket: change events; a plain GET: recorded ones
+GET      /castray/api/history                    the recorded history (``?cluster=&since=1h&until=&metric=&node=``)
 GET      /castray/api/openapi.json               the OpenAPI document of all of the above
 DELETE   /castray/api/dashboard-links            revoke dashboard links (``?cluster=NAME`` for one)
 GET      /castray/api/jobs                       every attached cluster's jobs (``?cluster=&status=``)
@@ -28,7 +29,8 @@ handlers, in overridable steps), :mod:`.targets` and :mod:`.rewrite`.
 
 The server process keeps one session (:func:`castray_nb.api.session`); it is not a Ray
 driver, so its table has external rows only. Its attachments are kept across restarts
-(:mod:`.persist`).
+(:mod:`.persist`). It records every attached cluster into the user's history for as long
+as it runs (:mod:`castray_nb.core.recorder`).
 """
 
 from __future__ import annotations
@@ -42,9 +44,14 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     from .persist import keep
     from .state import ServerState
 
-    session = api.session()
-    setup_handlers(serverapp.web_app, ServerState.for_session(session))
+    session = api.session(server=True)
+    state = ServerState.for_session(session)
+    setup_handlers(serverapp.web_app, state)
     keep(session)  # what was attached before a restart is attached again
+    if session.recorder is not None:
+        # Recorded for as long as the server runs, whether or not a page is open; the
+        # sidebar's socket only changes what the page is sent.
+        state.recording = session.watch(jobs=True)
     serverapp.log.info(
         "castray_nb: REST API and event WebSocket under %scastray/api/, dashboards under %scastray/dashboard/",
         serverapp.base_url,

@@ -15,7 +15,9 @@ from jupyter_server.utils import url_path_join
 from tornado import web, websocket
 from tornado.ioloop import IOLoop
 
+from ..core import past
 from ..core.errors import CastrayError
+from ..core.history import EVENT_COLUMNS, FRAME_COLUMNS
 from ..core.jobs import JOB_COLUMNS, checked_status, job_to_json
 from ..core.links import PROXY_PATH
 from ..core.model import ClusterState, Event
@@ -237,6 +239,54 @@ class JobLogsHandler(_Base):
         self.reply({"cluster": cluster, "submission_id": submission_id, "logs": logs})
 
 
+def _past_arguments(handler: JupyterHandler) -> dict[str, Any]:
+    """``?cluster=&since=&until=`` as the core's arguments (checked there)."""
+    return {
+        "cluster": handler.get_query_argument("cluster", None) or None,
+        "since": handler.get_query_argument("since", None) or "1h",
+        "until": handler.get_query_argument("until", None) or None,
+    }
+
+
+def _recorded_events(handler: JupyterHandler) -> Callable[[], dict[str, Any]]:
+    settings = server_state(handler.settings).session.settings
+    arguments = _past_arguments(handler)
+
+    def read() -> dict[str, Any]:
+        return {"columns": list(EVENT_COLUMNS), "events": past.rows_json(past.events(settings, **arguments))}
+
+    return read
+
+
+class HistoryHandler(_Base):
+    """``GET castray/api/history?cluster=&since=1h&until=&metric=M&node=``: the recorded
+    history, one row per (time, cluster, node, metric), as ``castray_nb.history()``."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        settings = self.castray.session.settings
+        wanted = [m for raw in self.get_query_arguments("metric") for m in raw.split(",") if m.strip()]
+        node = self.get_query_argument("node", None)
+        arguments = {**_past_arguments(self), "metrics": wanted or None, "node": node}
+
+        def read() -> dict[str, Any]:
+            return {"columns": list(FRAME_COLUMNS), "history": past.rows_json(past.history(settings, **arguments))}
+
+        self.reply(await self.call("read", read))
+
+
+class EndedHandler(_Base):
+    """``GET castray/api/ended``: the clusters that ended, each with its last snapshot."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        settings = self.castray.session.settings
+        ended = await self.call("read", past.ended, settings)
+        self.reply({"clusters": [c.to_json() for c in ended]})
+
+
 class OpenApiHandler(_Base):
     @web.authenticated
     @authorized
@@ -250,8 +300,9 @@ def openapi_text() -> str:
 
 
 class EventsHandler(JsonErrors, JupyterHandler, websocket.WebSocketHandler):
-    """``GET /castray/api/events``: a ``hello`` with the attached clusters, then one
-    message per change. While any socket is open the session refreshes in the background
+    """``GET /castray/api/events``: as a WebSocket, a ``hello`` with the attached clusters,
+    then one message per change; as a plain GET, the recorded events (see :meth:`get`).
+    While any socket is open the session refreshes in the background
     (``?interval=SECONDS``, default the ``refresh_interval`` setting); ``?jobs=true``
     also reads the clusters' jobs each round, and job changes become messages."""
 
@@ -273,8 +324,6 @@ class EventsHandler(JsonErrors, JupyterHandler, websocket.WebSocketHandler):
     @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
         await self.pre_get()
-        if self.request.headers.get("Upgrade", "").lower() != "websocket":
-            raise ApiError(400, "bad_request", "this endpoint is a WebSocket")
         interval = self.get_query_argument("interval", None)
         try:
             self._interval = float(interval) if interval is not None else None
@@ -282,7 +331,18 @@ class EventsHandler(JsonErrors, JupyterHandler, websocket.WebSocketHandler):
             self._interval = -1.0
         if self._interval is not None and not 0.2 <= self._interval <= 3600:
             raise ApiError(400, "bad_request", "'interval' must be a number of seconds between 0.2 and 3600")
-        self._jobs = (self.get_query_argument("jobs", "") or "").strip().lower() in ("true", "1", "yes")
+        jobs = (self.get_query_argument("jobs", None) or "false").strip().lower()
+        if jobs not in ("true", "1", "yes", "false", "0", "no"):
+            raise ApiError(400, "bad_request", "query argument 'jobs' must be true or false")
+        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+            # A plain GET: the recorded events (``?cluster=&since=1h&until=``), as
+            # ``castray_nb.events()``, under the same authentication as the socket.
+            lanes = server_state(self.settings).lanes
+            data = await lanes.call("read", _recorded_events(self))
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(data))
+            return
+        self._jobs = jobs in ("true", "1", "yes")
         self._session = server_state(self.settings).session
         result = super().get(*args, **kwargs)
         if result is not None:
@@ -335,6 +395,8 @@ def routes(base_url: str) -> list[tuple[str, type]]:
         (api_route("nodes"), NodesHandler),
         (api_route("nodes/external"), ExternalNodesHandler),
         (api_route("events"), EventsHandler),
+        (api_route("history"), HistoryHandler),
+        (api_route("ended"), EndedHandler),
         (api_route("openapi.json"), OpenApiHandler),
         (api_route("dashboard-links"), DashboardLinksHandler),
         (api_route("recent"), RecentHandler),

@@ -78,6 +78,7 @@ class ServerState:
     lanes: Lanes
     capabilities: Capabilities = field(default_factory=Capabilities)
     targets: Targets = field(init=False)
+    recording: Any = None  # the server's own watch, held while it records
 
     def __post_init__(self) -> None:
         self.targets = Targets(self.session)
