@@ -18,6 +18,7 @@ from castray_nb.core.model import Event
 from castray_nb.core.nodes import ALIVE, DEAD, NodeRecord
 from castray_nb.core.recorder import LEASE_S, Recorder
 from castray_nb.core.store import Store
+from tests.test_history_store import Clock
 
 T0 = 1_795_996_800.0
 INFO = ClusterInfo("session_a", "10.0.0.1:6379", None, "2.60.0", None, 2, False, ("address",))
@@ -34,14 +35,6 @@ def node(node_id: str, state: str = ALIVE, *, start: float = T0 - 100, end: floa
         start_time=at(start), end_time=None if end is None else at(end),
         state_message="health check failed" if state == DEAD else None, cpu_percent=10.0,
     )  # fmt: skip
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
