@@ -152,10 +152,17 @@ _RECORD = (
     f"INSERT INTO points (series, step, t, n, at, {_COLUMNS}) VALUES (?, ?, ?, 1, ?, {', '.join('?' for _ in METRICS)})"
     f" ON CONFLICT (series, step, t) DO UPDATE SET {_MEAN}, n = n + excluded.n, at = max(at, excluded.at)"
 )
+
+
+def _weighted_means(metrics: Iterable[str]) -> str:
+    """Each metric's mean over the buckets grouped, weighted by the readings each holds."""
+    return ", ".join(f"sum({m} * n) / nullif(sum(CASE WHEN {m} IS NULL THEN 0 ELSE n END), 0)" for m in metrics)
+
+
 # Buckets of one step averaged into the next step's (weighted by the readings each holds),
 # merged with what such a bucket already holds. Parameters: the coarser step three times,
 # the finer step, the cutoff, the coarser step.
-_AVERAGES = ", ".join(f"sum({m} * n) / nullif(sum(CASE WHEN {m} IS NULL THEN 0 ELSE n END), 0)" for m in METRICS)
+_AVERAGES = _weighted_means(METRICS)
 _DOWNSAMPLE = (
     f"INSERT INTO points (series, step, t, n, at, {_COLUMNS})"
     f" SELECT series, ?, t / ? * ?, sum(n), max(at), {_AVERAGES} FROM points WHERE step = ? AND t < ?"
@@ -337,7 +344,7 @@ class History:
             select = f"SELECT t, series, {', '.join(wanted)} FROM points WHERE {' AND '.join(times)}"
             args: list[object] = list(time_args)
         else:  # each series averaged to the step, weighted by the readings each bucket holds
-            means = ", ".join(f"sum({m} * n) / nullif(sum(CASE WHEN {m} IS NULL THEN 0 ELSE n END), 0)" for m in wanted)
+            means = _weighted_means(wanted)
             select = (
                 f"SELECT t / ? * ? AS b, series, {means} FROM points WHERE {' AND '.join(times)} GROUP BY series, b"
             )

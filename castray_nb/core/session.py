@@ -402,9 +402,11 @@ class Session:
         if due:
             self.recent.seen(attachment.address)
         if self.recorder is not None:
-            jobs, _ = self.workload.cached_jobs()
-            mine = [j for j in jobs if j.cluster == attachment.name]
-            self.recorder.reading(attachment.name, attachment.info, reading.session_name, reading.nodes, events, mine)
+            try:
+                jobs, _ = self.workload.cached_jobs(attachment.name)  # this cluster's only, not every one's
+            except UnknownCluster:  # detached meanwhile
+                jobs = []
+            self.recorder.reading(attachment.name, attachment.info, reading.session_name, reading.nodes, events, jobs)
         return events
 
     def _current(self, attachment: Attachment, seq: int) -> bool:
