@@ -9,7 +9,7 @@ import pytest
 
 from castray_nb.core.history import METRICS, TIERS, History, resolution
 from castray_nb.core.nodes import ALIVE, DEAD, NodeRecord
-from castray_nb.core.store import _RECENT, SCHEMA_VERSION, Recent, Store
+from castray_nb.core.store import _RECENT, MIGRATIONS, SCHEMA_VERSION, Recent, Store
 
 T0 = 1_795_996_800.0  # a whole day (so a whole multiple of every step): buckets start where the test says
 
@@ -87,6 +87,38 @@ def test_a_store_of_the_first_version_keeps_its_recent_attachments(tmp_path) -> 
         assert db.execute("SELECT count(*) FROM points").fetchone() == (2,)
 
 
+def test_a_store_of_the_second_version_keeps_its_points_keyed_anew(tmp_path) -> None:
+    path = tmp_path / "v2.sqlite3"
+    with sqlite3.connect(path) as db:  # what the history's first release wrote (version 2)
+        for number in range(2):
+            db.executescript(MIGRATIONS[number]())
+        db.execute("INSERT INTO series (id, cluster, node_id) VALUES (1, 'c', 'head'), (2, 'c', '')")
+        db.execute("INSERT INTO points (series, step, t, n, at, cpu_percent) VALUES (1, 10, ?, 3, ?, 40.0)", (T0, T0))
+        db.execute("INSERT INTO points (series, step, t, n, at, nodes_alive) VALUES (2, 10, ?, 3, ?, 1.0)", (T0, T0))
+        db.execute("PRAGMA user_version = 2")
+    path.chmod(0o600)
+    h = History(Store(path, clock=Clock()))
+    h.record("c", [node("head", cpu=10.0)], at=T0 + 5)  # the same bucket: merged with the 3 readings kept
+    assert values(h.points(since=T0 - 1), "cpu_percent", "head") == [(T0, 32.5)]
+    assert h.last_reading("c") == T0 + 5  # the totals found through their own index
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (4,)
+        assert db.execute("SELECT series, total, n FROM points ORDER BY series").fetchall() == [(1, 0, 4), (2, 1, 4)]
+
+
+def test_a_point_packed_before_a_metric_was_added_reads_it_as_not_read(history) -> None:
+    h, _ = history
+    h.record("c", [node("head", cpu=30.0)], at=T0)
+    with h.store.connection() as db:  # the totals as a release with one metric fewer packed them
+        (blob,) = db.execute("SELECT v FROM points WHERE total = 1").fetchone()
+        db.execute("UPDATE points SET v = ? WHERE total = 1", (blob[:-8],))
+    h.record("c", [node("head", cpu=10.0)], at=T0 + 10)
+    totals = h.points(since=T0 - 1, node="")
+    assert METRICS[-1] == "object_store_bytes"
+    assert [(p.time, p.value) for p in totals if p.metric == "object_store_bytes"] == [(T0 + 10, 2e9)]
+    assert [(p.time, p.value) for p in totals if p.metric == "cpu_percent"] == [(T0, 30.0), (T0 + 10, 10.0)]
+
+
 def test_downsampling_averages_old_buckets_and_retention_drops_the_oldest(history) -> None:
     h, clock = history
     assert [step for _, step in TIERS] == [10, 300, 1800]
@@ -140,3 +172,24 @@ def test_reading_by_cluster_node_metric_and_time(history) -> None:
     with pytest.raises(ValueError, match="unknown metric"):
         h.points(since=0, metrics=["cpu"])
     assert "cpu_percent" in METRICS
+
+
+def test_sparklines_are_each_clusters_percentages_a_minute_apart_with_gaps_kept(history) -> None:
+    import dataclasses
+
+    h, clock = history
+    physical = dataclasses.replace(node("head", cpu=40), host_memory_total_bytes=4e9)  # 1 of 4 GB used
+    logical = dataclasses.replace(node("head", cpu=10), cluster="d", memory_used_bytes=2e9)  # 2 of 8 GB
+    for minute in (0, 1, 3):  # nothing read in minute 2
+        for second in (0, 30):
+            h.record("c", [dataclasses.replace(physical, cpu_percent=40.0 + second)], at=T0 + 60 * minute + second)
+    h.record("d", [logical], at=T0 + 60)
+    lines = h.sparklines(since=T0, until=T0 + 60 * 4)
+    assert set(lines) == {"c", "d"}
+    c = lines["c"]
+    assert (c["start"], c["step"]) == (T0, 60)
+    assert c["cpu"] == [55.0, 55.0, None, 55.0, None]  # each minute's mean; the gap stays a gap
+    assert c["memory"] == [25.0, 25.0, None, 25.0, None]  # host memory used of total
+    assert c["gpu"] == [None] * 5
+    assert lines["d"]["memory"] == [None, 25.0, None, None, None]  # no host total: Ray's logical memory
+    assert lines["d"]["cpu"] == [None, 10.0, None, None, None]

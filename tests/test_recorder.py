@@ -19,6 +19,7 @@ from castray_nb.core.nodes import ALIVE, DEAD, NodeRecord
 from castray_nb.core.recorder import LEASE_S, Recorder
 from castray_nb.core.store import Store
 from tests.test_history_store import Clock
+from tests.test_session_logic import world  # noqa: F401 - the fixture: a session over fakes
 
 T0 = 1_795_996_800.0
 INFO = ClusterInfo("session_a", "10.0.0.1:6379", None, "2.60.0", None, 2, False, ("address",))
@@ -134,3 +135,35 @@ def test_attach_and_job_events_come_from_the_bus(store) -> None:
     recorder.event(Event("job_status_changed", "c", detail="RUNNING -> FAILED", job_id="j1", time=at(T0 + 1)))
     (job,) = [e for e in recorder.history.happened(since=0) if e.kind == "job_status"]
     assert job.job == "j1" and job.message == "RUNNING -> FAILED"
+
+
+def test_the_panel_charts_a_clusters_last_hour_with_its_deaths_marked_and_lists_its_events(
+    tmp_path,
+    monkeypatch,
+    world,  # noqa: F811 - the fixture imported above
+) -> None:
+    import time
+
+    from castray_nb import widgets
+    from tests.test_session_logic import info
+
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path))
+    now = time.time()
+    clock = Clock()
+    clock.now = now - 120
+    recorder = Recorder(History(Store(clock=clock)), server=True)  # the user's store, as the panel reads it
+    two = [node("head"), node("w1")]
+    read(recorder, [], two)
+    clock.now = now - 60
+    read(recorder, two, [node("head"), node("w1", DEAD, end=now - 61)])
+    world.found = [info(6390)]
+    world.session.connect("127.0.0.1:6390", name="c")
+    with widgets.Panel(world.session, interval=3600) as panel:
+        assert [v for _, v in panel.history_choice.options] == ["", "c"]
+        panel.history_choice.value = "c"
+        panel.draw_history()
+        chart, listed = panel.history_chart.value, panel.history_events.value
+    assert "data-line='cpu'" in chart and "CPU %" in chart  # the head's and the worker's host CPU
+    assert chart.count("data-event='node_died'") == 1 and "w1 died: " in chart and "health check failed" in chart
+    assert "memory % (none)" in chart  # neither host nor logical memory use recorded: said so
+    assert "data-kind='node_died'" in listed and "health check failed" in listed

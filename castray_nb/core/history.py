@@ -3,10 +3,11 @@
 The storage layer: :mod:`.recorder` decides what is written and when (a kernel's session,
 the Jupyter server); ``castray_nb.history()`` and ``events()`` read it.
 
-One wide row per **series** (a node, or a cluster's totals: ``node_id`` ``""``), **step**
-(its resolution in seconds) and **bucket** (``t``, the step's start, Unix seconds). A
-reading lands in the finest step's bucket as the running mean of the readings it holds
-(``n``), so several readings of one bucket, from one process or several, leave one point.
+One row per **step** (its resolution in seconds), **bucket** (``t``, the step's start,
+Unix seconds) and **series** (a node, or a cluster's totals: ``node_id`` ``""``), keyed in
+that order, its values packed into one BLOB (see :data:`POINTS_PACKED`). A reading lands in
+the finest step's bucket as the running mean of the readings it holds (``n``), so several
+readings of one bucket, from one process or several, leave one point.
 :meth:`History.compact` moves old buckets to coarser steps, weighting each by the readings
 it averages (``n``), and drops everything past the retention.
 """
@@ -16,10 +17,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import operator
 import sqlite3
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .nodes import ALIVE, NodeRecord
 from .store import Store
@@ -103,6 +106,109 @@ CREATE TABLE IF NOT EXISTS leases (
 )
 """
 
+# The store's third version: the points keyed by time first. Keyed by series first, each
+# reading's 101 rows (100 nodes and the totals) landed in 101 pages, every one rewritten
+# into the WAL at each commit; keyed by time they share a few (measured: 2.9 ms of CPU a
+# 100-node reading against 0.6 ms, benchmarks/history_store.py). Reads of a span scan it in
+# time order; reads of totals alone (the sidebar's sparklines, a cluster's last reading)
+# have their own small index (``total`` 1: a cluster's totals).
+POINTS_BY_TIME = f"""
+CREATE TABLE points_by_time_first (
+    step INTEGER NOT NULL,          -- seconds
+    t INTEGER NOT NULL,             -- the bucket's start, Unix seconds
+    series INTEGER NOT NULL REFERENCES series(id),
+    total INTEGER NOT NULL DEFAULT 0, -- 1: the series is a cluster's totals
+    n INTEGER NOT NULL DEFAULT 1,   -- readings averaged into it
+    at REAL NOT NULL,               -- Unix time of the newest of them
+    {", ".join(f"{m} REAL" for m in METRICS)},
+    PRIMARY KEY (step, t, series)
+) WITHOUT ROWID;
+INSERT INTO points_by_time_first (step, t, series, total, n, at, {_COLUMNS})
+    SELECT step, t, series, series IN (SELECT id FROM series WHERE node_id = ''), n, at, {_COLUMNS} FROM points;
+DROP INDEX IF EXISTS points_by_time;
+DROP TABLE points;
+ALTER TABLE points_by_time_first RENAME TO points;
+CREATE INDEX totals_by_series ON points (series, step, t) WHERE total = 1
+"""
+
+# The store's fourth version: a point's values packed into one BLOB (``v``: float64,
+# little-endian, in :data:`METRICS` order, NaN where nothing was read; a metric added
+# later goes at the end, and shorter blobs read it as NaN). A column each, a day of 100
+# nodes came out of SQLite as half a million Python objects before numpy saw one
+# (measured: 565 ms for history(since="24h"); packed, numpy takes the bytes as they are).
+# The running mean, the downsampling and this migration use the functions
+# :func:`register_functions` gives each connection.
+POINTS_PACKED = f"""
+CREATE TABLE points_packed (
+    step INTEGER NOT NULL,          -- seconds
+    t INTEGER NOT NULL,             -- the bucket's start, Unix seconds
+    series INTEGER NOT NULL REFERENCES series(id),
+    total INTEGER NOT NULL DEFAULT 0, -- 1: the series is a cluster's totals
+    n INTEGER NOT NULL DEFAULT 1,   -- readings averaged into it
+    at REAL NOT NULL,               -- Unix time of the newest of them
+    v BLOB NOT NULL,                -- the values, packed (see above)
+    PRIMARY KEY (step, t, series)
+) WITHOUT ROWID;
+INSERT INTO points_packed (step, t, series, total, n, at, v)
+    SELECT step, t, series, total, n, at, castray_pack({_COLUMNS}) FROM points;
+DROP INDEX IF EXISTS totals_by_series;
+DROP TABLE points;
+ALTER TABLE points_packed RENAME TO points;
+CREATE INDEX totals_by_series ON points (series, step, t) WHERE total = 1
+"""
+_FORMAT = f"<{len(METRICS)}d"
+
+
+def _pack(*values: float | None) -> bytes:
+    return struct.pack(_FORMAT, *(math.nan if v is None else v for v in values))
+
+
+def _unpack(blob: bytes) -> tuple[float, ...]:
+    values = struct.unpack(f"<{len(blob) // 8}d", blob)
+    return values + (math.nan,) * (len(METRICS) - len(values))
+
+
+def _merge(old: bytes, n: int, new: bytes, m: int) -> bytes:
+    """Two buckets' values as one: each metric weighted by the readings each holds (``n``
+    and ``m``), or the one that has it."""
+    return struct.pack(
+        _FORMAT,
+        *(b if a != a else a if b != b else (a * n + b * m) / (n + m) for a, b in zip(_unpack(old), _unpack(new))),  # noqa: B905 (both METRICS long)
+    )
+
+
+class _Weighted:
+    """``castray_weighted(v, n)``: the buckets grouped, each metric averaged over those that
+    hold it, weighted by their readings (``n``)."""
+
+    def __init__(self) -> None:
+        self.sums = [0.0] * len(METRICS)
+        self.weights = [0] * len(METRICS)
+
+    def step(self, blob: bytes, n: int) -> None:
+        for i, value in enumerate(_unpack(blob)):
+            if value == value:  # not NaN
+                self.sums[i] += value * n
+                self.weights[i] += n
+
+    def finalize(self) -> bytes:
+        return struct.pack(_FORMAT, *(s / w if w else math.nan for s, w in zip(self.sums, self.weights)))  # noqa: B905
+
+
+def _integers(text: str) -> Any:
+    """A ``group_concat`` of integers ("1,2,3") as a numpy array, parsed by numpy."""
+    import numpy as np
+
+    return np.fromstring(text, dtype=np.int64, sep=",")
+
+
+def register_functions(db: sqlite3.Connection) -> None:
+    """The SQL functions the points' packed values need, on one connection (:mod:`.store`
+    calls it on each it opens, before migrating)."""
+    db.create_function("castray_pack", -1, _pack, deterministic=True)
+    db.create_function("castray_mean", 4, _merge, deterministic=True)
+    db.create_aggregate("castray_weighted", 2, _Weighted)  # type: ignore[arg-type]
+
 
 @dataclass(frozen=True)
 class Point:
@@ -115,59 +221,46 @@ class Point:
     value: float
 
 
-def node_values(row: NodeRecord) -> dict[str, float | None]:
-    """What one node's series records of a reading."""
-    values: dict[str, float | None] = {m: getattr(row, m) for m in NODE_METRICS if m != "alive"}
-    values["alive"] = 1.0 if row.state == ALIVE else 0.0
-    return values
+_PHYSICAL = NODE_METRICS[1:]  # what a node record holds under the metric's own name
+_read_physical = operator.attrgetter(*_PHYSICAL)
+_PERCENTAGES = frozenset({"cpu_percent", "gpu_percent"})
+_NO_TOTALS = (None,) * len(TOTAL_METRICS)
+
+
+def node_values(row: NodeRecord) -> tuple[float | None, ...]:
+    """What one node's series records of a reading, in :data:`METRICS` order (its
+    totals' metrics None)."""
+    return (1.0 if row.state == ALIVE else 0.0, *_read_physical(row), *_NO_TOTALS)
 
 
 def total_values(rows: Sequence[NodeRecord]) -> dict[str, float | None]:
     """What a cluster's totals record of a reading: sums over its alive nodes (percentages
-    averaged), and how many nodes there are."""
+    averaged), and how many nodes there are. Column by column (a server records every
+    reading of every attached cluster)."""
     alive = [r for r in rows if r.state == ALIVE]
     values: dict[str, float | None] = {"nodes_alive": float(len(alive)), "nodes_total": float(len(rows))}
     for metric in ("CPU", "GPU", "memory_bytes", "object_store_bytes"):
         values[metric] = float(sum(getattr(r, metric) for r in alive))
-    for metric in NODE_METRICS:
-        if metric == "alive":
-            continue
-        known = [v for v in (getattr(r, metric) for r in alive) if v is not None]
-        if not known:
-            values[metric] = None
-        elif metric in ("cpu_percent", "gpu_percent"):
-            values[metric] = sum(known) / len(known)
-        else:
-            values[metric] = float(sum(known))
+    columns = zip(*map(_read_physical, alive), strict=True) if alive else ((),) * len(_PHYSICAL)
+    for metric, column in zip(_PHYSICAL, columns, strict=True):
+        known = [v for v in column if v is not None]
+        values[metric] = None if not known else sum(known) / len(known) if metric in _PERCENTAGES else float(sum(known))
     return values
 
 
 # A reading merged into the bucket it lands in: the running mean of the readings it holds.
-_MEAN = ", ".join(
-    f"{m} = CASE WHEN {m} IS NULL THEN excluded.{m} WHEN excluded.{m} IS NULL THEN {m}"
-    f" ELSE ({m} * n + excluded.{m} * excluded.n) / (n + excluded.n) END"
-    for m in METRICS
-)
+_MERGE = "v = castray_mean(v, n, excluded.v, excluded.n), n = n + excluded.n, at = max(at, excluded.at)"
 _RECORD = (
-    f"INSERT INTO points (series, step, t, n, at, {_COLUMNS}) VALUES (?, ?, ?, 1, ?, {', '.join('?' for _ in METRICS)})"
-    f" ON CONFLICT (series, step, t) DO UPDATE SET {_MEAN}, n = n + excluded.n, at = max(at, excluded.at)"
+    "INSERT INTO points (step, t, series, total, n, at, v) VALUES (?, ?, ?, ?, 1, ?, ?)"
+    f" ON CONFLICT (step, t, series) DO UPDATE SET {_MERGE}"
 )
-
-
-def _weighted_means(metrics: Iterable[str]) -> str:
-    """Each metric's mean over the buckets grouped, weighted by the readings each holds."""
-    return ", ".join(f"sum({m} * n) / nullif(sum(CASE WHEN {m} IS NULL THEN 0 ELSE n END), 0)" for m in metrics)
-
-
 # Buckets of one step averaged into the next step's (weighted by the readings each holds),
 # merged with what such a bucket already holds. Parameters: the coarser step three times,
 # the finer step, the cutoff, the coarser step.
-_AVERAGES = _weighted_means(METRICS)
 _DOWNSAMPLE = (
-    f"INSERT INTO points (series, step, t, n, at, {_COLUMNS})"
-    f" SELECT series, ?, t / ? * ?, sum(n), max(at), {_AVERAGES} FROM points WHERE step = ? AND t < ?"
-    f" GROUP BY series, t / ? ON CONFLICT (series, step, t) DO UPDATE SET {_MEAN}, n = n + excluded.n,"
-    " at = max(at, excluded.at)"
+    "INSERT INTO points (step, t, series, total, n, at, v)"
+    " SELECT ?, t / ? * ?, series, max(total), sum(n), max(at), castray_weighted(v, n) FROM points"
+    f" WHERE step = ? AND t < ? GROUP BY series, t / ? ON CONFLICT (step, t, series) DO UPDATE SET {_MERGE}"
 )
 # A read aims at about this many points per series: the step it reads at is the finest
 # tier step that gives no more (24 hours: 5 minutes), so a day of 100 nodes stays quick.
@@ -181,6 +274,25 @@ def resolution(since: float, until: float) -> int:
         if span / step <= POINTS_PER_SERIES:
             return step
     return TIERS[-1][1]
+
+
+# The sidebar's sparklines: what each draws, and the metrics of the totals they read.
+SPARKLINES = ("cpu", "gpu", "memory")
+SPARK_STEP_S = 60
+_SPARK_METRICS = (
+    "cpu_percent",
+    "gpu_percent",
+    "host_memory_used_bytes",
+    "host_memory_total_bytes",
+    "memory_used_bytes",
+    "memory_bytes",
+)
+
+
+def _percent(used: float | None, total: float | None) -> float | None:
+    if used is None or not total:
+        return None
+    return 100.0 * used / total
 
 
 @dataclass(frozen=True)
@@ -264,16 +376,18 @@ class History:
         when = self.store.clock() if at is None else at
         step = TIERS[0][1]
         bucket = int(when // step * step)
-        entries = [(r.node_id, node_values(r)) for r in rows]
-        entries.append(("", total_values(rows)))
+        import numpy as np
+
+        totals = total_values(rows)
+        values = np.array([*map(node_values, rows), [totals.get(m) for m in METRICS]], dtype="<f8")  # None: NaN
+        ids = [self._series_id(db, cluster, r.node_id) for r in rows]
+        ids.append(self._series_id(db, cluster, ""))
+        last = len(ids) - 1
         db.executemany(
             _RECORD,
-            [
-                (self._series_id(db, cluster, node_id), step, bucket, when, *(v.get(m) for m in METRICS))
-                for node_id, v in entries
-            ],
+            [(step, bucket, i, int(k == last), when, row.tobytes()) for k, (i, row) in enumerate(zip(ids, values))],  # noqa: B905
         )
-        return len(entries)
+        return len(ids)
 
     def _series_id(self, db: sqlite3.Connection, cluster: str, node_id: str) -> int:
         key = (cluster, node_id)
@@ -312,7 +426,7 @@ class History:
 
     # --- reading ---------------------------------------------------------------------
 
-    def _wide(
+    def _matrix(
         self,
         cluster: str | None,
         since: float,
@@ -320,9 +434,13 @@ class History:
         metrics: Iterable[str] | None,
         node: str | None,
         step: int | None,
-    ) -> tuple[list[str], list[tuple[object, ...]]]:
-        """The wanted metrics and the wide rows (t, cluster, node_id, *values), oldest first,
-        averaged to ``step`` seconds (default: :func:`resolution`)."""
+    ) -> tuple[list[str], Any, Any, Any, dict[int, tuple[str, str]]]:
+        """The wanted metrics, and the points from ``since`` to ``until`` averaged to
+        ``step`` seconds (default: :func:`resolution`), oldest first, as numpy arrays:
+        their bucket starts, their series, their values (a row each, a column per wanted
+        metric, NaN where not read); and each series' (cluster, node_id)."""
+        import numpy as np
+
         wanted = list(metrics) if metrics is not None else list(METRICS)
         unknown = sorted(set(wanted) - set(METRICS))
         if unknown:
@@ -340,15 +458,17 @@ class History:
         if node is not None:
             which.append("node_id = ?")
             which_args.append(node)
-        if step <= TIERS[0][1]:
-            select = f"SELECT t, series, {', '.join(wanted)} FROM points WHERE {' AND '.join(times)}"
-            args: list[object] = list(time_args)
-        else:  # each series averaged to the step, weighted by the readings each bucket holds
-            means = _weighted_means(wanted)
-            select = (
-                f"SELECT t / ? * ? AS b, series, {means} FROM points WHERE {' AND '.join(times)} GROUP BY series, b"
-            )
-            args = [step, step, *time_args]
+        # In time order, the series wanted picked out as they pass; a cluster's totals
+        # alone through their own index (``total = 1`` lets SQLite use it).
+        picked = [f"series IN (SELECT id FROM series WHERE {' AND '.join(which)})"] if len(which) > 1 else []
+        table = "points"
+        if node == "":  # named: SQLite's own choice, the key's time range, read every node too
+            picked.append("total = 1")
+            table = "points INDEXED BY totals_by_series"
+        where = " AND ".join([*picked, *times])
+        args = [*which_args, *time_args] if len(which) > 1 else time_args
+        # Each tier's step named, so that its time range is one stretch of the key.
+        steps = ", ".join(str(s) for _, s in TIERS)
         with self.store.connection() as db:
             names = {
                 i: (c, n)
@@ -356,14 +476,56 @@ class History:
                     f"SELECT id, cluster, node_id FROM series WHERE {' AND '.join(which)}", which_args
                 )
             }
-            # No join and no ORDER BY: a join with a sort cost 40 % more (measured); the rows
-            # are sorted by time below.
-            rows = db.execute(select, args).fetchall()
-        # After a compaction the steps never overlap (its cutoff is a whole coarse bucket); a
-        # late write into an old bucket is merged by the next one.
-        kept = [(t, *names[series], *values) for t, series, *values in rows if series in names]
-        kept.sort(key=lambda row: row[0])
-        return wanted, kept
+            # Each column as one value, not a row each: a day of 100 nodes is 65,000 rows,
+            # and SQLite hands over one string (the packed values: one BLOB) per column for
+            # numpy to parse, rather than Python building a tuple a row (measured: half the time).
+            count, t, series, n, packed = db.execute(
+                "SELECT count(*), group_concat(t), group_concat(series), group_concat(n),"
+                f" CAST(group_concat(v, '') AS BLOB) FROM {table} WHERE step IN ({steps}) AND {where}",
+                args,
+            ).fetchone()
+            if count and len(packed) != 8 * len(METRICS) * count:  # blobs from before a metric was added
+                blobs = db.execute(f"SELECT v FROM {table} WHERE step IN ({steps}) AND {where}", args).fetchall()
+                packed = b"".join(_pack(*_unpack(b)) for (b,) in blobs)
+        columns = [METRICS.index(m) for m in wanted]
+        if not count:
+            return wanted, np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, len(wanted))), names
+        values = np.frombuffer(packed, dtype="<f8").reshape(count, len(METRICS))[:, columns]
+        buckets = _integers(t) // step * step
+        ids = _integers(series)
+        readings = _integers(n).astype(float)[:, None]
+        # Every bucket of a series within one of the step, averaged weighted by the readings
+        # each holds: a day's last hour (10 s buckets) to 5 minutes; elsewhere one bucket
+        # each (after a compaction the tiers never overlap; a late write into an old
+        # bucket meets its coarser one here).
+        order = np.lexsort((buckets, ids))
+        buckets, ids, values, readings = buckets[order], ids[order], values[order], readings[order]
+        starts = np.flatnonzero(np.r_[True, (buckets[1:] != buckets[:-1]) | (ids[1:] != ids[:-1])])
+        known = ~np.isnan(values)
+        sums = np.add.reduceat(np.where(known, values, 0.0) * readings, starts)
+        weights = np.add.reduceat(known * readings, starts)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(weights > 0, sums / np.where(weights > 0, weights, 1.0), np.nan)
+        buckets, ids = buckets[starts], ids[starts]
+        oldest_first = np.argsort(buckets, kind="stable")
+        return wanted, buckets[oldest_first], ids[oldest_first], means[oldest_first], names
+
+    def _wide(
+        self,
+        cluster: str | None,
+        since: float,
+        until: float | None,
+        metrics: Iterable[str] | None,
+        node: str | None,
+        step: int | None,
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """:meth:`_matrix` as rows (t, cluster, node_id, *values), None where not read."""
+        wanted, buckets, ids, values, names = self._matrix(cluster, since, until, metrics, node, step)
+        rows = []
+        for t, series, row in zip(buckets.tolist(), ids.tolist(), values.tolist()):  # noqa: B905 (one length)
+            c, n = names[series]
+            rows.append((t, c, n, *(None if v != v else v for v in row)))
+        return wanted, rows
 
     def points(
         self,
@@ -379,7 +541,7 @@ class History:
         ``step`` seconds (default: :func:`resolution`). ``node=""`` gives the clusters' totals."""
         wanted, rows = self._wide(cluster, since, until, metrics, node, step)
         return [
-            Point(float(row[0]), row[1], row[2] or None, metric, float(value))  # type: ignore[arg-type]
+            Point(float(row[0]), row[1], row[2] or None, metric, float(value))
             for row in rows
             for metric, value in zip(wanted, row[3:], strict=True)
             if value is not None
@@ -400,31 +562,54 @@ class History:
         import numpy as np
         import pandas as pd
 
-        wanted, rows = self._wide(cluster, since, until, metrics, node, step)
-        if not rows:
+        wanted, buckets, ids, values, names = self._matrix(cluster, since, until, metrics, node, step)
+        if not len(buckets):
             return empty_frame(FRAME_COLUMNS)
-        keys = np.array([row[:3] for row in rows], dtype=object)
-        values = np.array([row[3:] for row in rows], dtype=float)  # None becomes NaN
+        size = int(ids.max()) + 1
+        clusters, nodes = np.empty(size, dtype=object), np.empty(size, dtype=object)
+        for i, (c, n) in names.items():
+            if i < size:
+                clusters[i], nodes[i] = c, n or None  # "": the cluster's totals
         present = ~np.isnan(values)
         which_row, which_metric = np.nonzero(present)
-        node_ids = keys[which_row, 2]
-        node_ids[node_ids == ""] = None
+        series = ids[which_row]
         return pd.DataFrame(
             {
-                "time": pd.to_datetime(keys[which_row, 0].astype(np.int64), unit="s", utc=True),
-                "cluster": keys[which_row, 1],
-                "node_id": node_ids,
+                "time": pd.to_datetime(buckets[which_row], unit="s", utc=True),
+                "cluster": clusters[series],
+                "node_id": nodes[series],
                 "metric": np.array(wanted, dtype=object)[which_metric],
                 "value": values[present],
             }
         )
 
+    def sparklines(self, *, since: float, until: float, step: int = SPARK_STEP_S) -> dict[str, dict[str, object]]:
+        """Each recorded cluster's totals from ``since`` to ``until`` as three short series
+        of percentages, ``step`` seconds apart, aligned to the same buckets (None where
+        nothing was read): ``cpu`` (host CPU), ``gpu`` (GPU utilisation) and ``memory``
+        (host memory used of total, or Ray's logical memory where the cluster gave no
+        physical figures). What the sidebar's cards draw."""
+        _, rows = self._wide(None, since, until, _SPARK_METRICS, "", step)
+        first = int(since // step * step)
+        slots = (int(until // step * step) - first) // step + 1
+        lines: dict[str, dict[str, list[float | None]]] = {}
+        for t, cluster, _, cpu, gpu, used, total, logical_used, logical_total in rows:
+            i = (int(t) - first) // step
+            if not 0 <= i < slots:
+                continue
+            line = lines.setdefault(cluster, {name: [None] * slots for name in SPARKLINES})
+            memory = _percent(used, total)
+            line["cpu"][i] = cpu
+            line["gpu"][i] = gpu
+            line["memory"][i] = memory if memory is not None else _percent(logical_used, logical_total)
+        return {cluster: {"start": first, "step": step, **line} for cluster, line in lines.items()}
+
     def last_reading(self, cluster: str) -> float | None:
         """Unix time of the newest reading recorded of ``cluster`` (its totals), or None."""
         with self.store.connection() as db:
             row = db.execute(
-                "SELECT max(p.at) FROM points p JOIN series s ON s.id = p.series"
-                " WHERE s.cluster = ? AND s.node_id = ''",
+                "SELECT max(at) FROM points WHERE total = 1"
+                " AND series IN (SELECT id FROM series WHERE cluster = ? AND node_id = '')",
                 (cluster,),
             ).fetchone()
         return row[0] if row else None

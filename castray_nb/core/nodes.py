@@ -286,8 +286,13 @@ def row_to_json(row: NodeRecord) -> dict[str, Any]:
     return {column: jsonable(getattr(row, column)) for column in COLUMNS}
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def jsonable(value: Any) -> Any:
     """A record field as a JSON-ready value: times in ISO 8601, mappings as dicts."""
+    if type(value) in _PLAIN:  # most fields: no ABC check (Mapping's is slow, and runs per cell)
+        return value
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, Mapping):

@@ -58,9 +58,26 @@ def _history_schema() -> str:
     return SCHEMA
 
 
+def _points_by_time() -> str:
+    from .history import POINTS_BY_TIME
+
+    return POINTS_BY_TIME
+
+
+def _points_packed() -> str:
+    from .history import POINTS_PACKED
+
+    return POINTS_PACKED
+
+
 # What each version adds, in order: version N is the first N entries. Never edit one that
 # has shipped; add the next.
-MIGRATIONS: tuple[Callable[[], str], ...] = (lambda: _RECENT, _history_schema)
+MIGRATIONS: tuple[Callable[[], str], ...] = (
+    lambda: _RECENT,
+    _history_schema,
+    _points_by_time,
+    _points_packed,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -76,14 +93,21 @@ class StoreError(OSError):
 
 
 class Store:
-    """The SQLite file, opened per operation: a connection is cheap (1-2 ms here) and a
-    short-lived one never holds a lock across a refresh, nor a file handle in a fork."""
+    """The SQLite file, through one connection per process, kept open and used by one
+    transaction at a time (:meth:`connection`).
+
+    Opening one per transaction cost more than the recording it did: a fresh connection
+    parses the schema, and the last one to close checkpoints the WAL and deletes it (a
+    third of a 100-node reading's CPU, measured in benchmarks/history_store.py). Nothing
+    holds it across a refresh (every transaction is short), and a forked child opens its
+    own: a connection is never used across a fork.
+    """
 
     def __init__(self, path: Path | None = None, clock: Callable[[], float] = time.time) -> None:
         self._path = path
         self.clock = clock
-        self._ready = False
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one transaction of this process's at a time
+        self._open: tuple[int, Path, sqlite3.Connection] | None = None  # (pid, path, connection)
 
     @property
     def path(self) -> Path:
@@ -91,31 +115,64 @@ class Store:
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
-        """A connection in one transaction (committed at the end, rolled back on error)."""
+        """The connection in one transaction (committed at the end, rolled back on error)."""
         path = self.path
+        with self._lock:
+            db = self._connected(path)
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    if db.in_transaction:  # an error SQLite rolled back itself leaves none
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._close()  # the next transaction starts from a fresh connection
+                raise StoreError(f"the store {path} cannot be used: {exc}") from None
+
+    def close(self) -> None:
+        """Close the connection (the next transaction opens another)."""
+        with self._lock:
+            self._close()
+
+    def _connected(self, path: Path) -> sqlite3.Connection:
+        """The open connection to ``path``, opened (the file checked and migrated) if this
+        process has none to it."""
+        if self._open is not None:
+            pid, where, db = self._open
+            if pid == os.getpid() and where == path:
+                return db
+            if pid == os.getpid():
+                db.close()
+            self._open = None  # a parent's connection, in a fork: left alone, never used
         try:
-            with self._lock:
-                if not self._ready:
-                    _prepare(path)
-            db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            _prepare(path)
+            db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"the store {path} cannot be used: {exc}") from None
         try:
-            with self._lock:
-                if not self._ready:
-                    _migrate(db)
-                    self._ready = True
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+            # WAL with NORMAL: a commit survives the process being killed (what the store
+            # must survive); only a power cut may lose the last ones, never corrupting it.
+            db.execute("PRAGMA synchronous = NORMAL")
+            from .history import register_functions
+
+            register_functions(db)  # the history's SQL functions, which its migrations use too
+            _migrate(db)
         except sqlite3.Error as exc:
-            raise StoreError(f"the store {path} cannot be used: {exc}") from None
-        finally:
             db.close()
+            raise StoreError(f"the store {path} cannot be used: {exc}") from None
+        self._open = (os.getpid(), path, db)
+        return db
+
+    def _close(self) -> None:
+        if self._open is not None:
+            pid, _, db = self._open
+            if pid == os.getpid():
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+            self._open = None
 
 
 def _prepare(path: Path) -> None:
@@ -123,8 +180,13 @@ def _prepare(path: Path) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(OSError):
         path.parent.chmod(0o700)  # also when it was made before, with the umask's mode
+    # The file is created only when absent, and never opened otherwise: closing any
+    # descriptor of it drops every POSIX lock this process holds on it, those of its open
+    # connections too, and another process may then take itself for the last one and
+    # delete the WAL under them ("disk I/O error").
     try:
-        os.close(os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600))
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW, 0o600))
         info = path.lstat()
     except OSError as exc:
         raise StoreError(f"the store {path} cannot be opened: {exc.strerror or exc}") from None

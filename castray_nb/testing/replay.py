@@ -1,7 +1,7 @@
 """A REPLAY dashboard: a test and benchmark tool, not a Ray cluster.
 
 It answers the dashboard endpoints castray_nb reads (``/api/version``,
-``/api/v0/nodes``, ``/api/cluster_status``, ``/api/jobs/``) with replies captured from a
+``/api/v0/nodes``, ``/api/cluster_status``, ``/api/jobs/``, ``/nodes?view=summary``) with replies captured from a
 real Ray 2.60 cluster (``captured/``, made by ``tests/data/capture.py``), scaled to N nodes: distinct
 node ids and addresses, every ``dead_every``-th worker DEAD, GPUs on every
 ``gpu_every``-th node. Like Ray's State API it returns 100 rows unless asked for more
@@ -57,6 +57,7 @@ class ReplayDashboard:
         self.cluster_status = _load("cluster_status.json")
         self.cluster_status["data"]["clusterStatus"]["loadMetricsReport"]["usageByNode"] = usage
         self.version = {**_load("version.json"), "session_name": session_name}
+        self._summary_template = _load("node_summary.json")["data"]["summary"][0]
         self.jobs = self._jobs(jobs)
         self.requests = 0
         self.auth_log: str | None = None  # a file: one line per request, its path and a hash of its Authorization
@@ -115,6 +116,25 @@ class ReplayDashboard:
             "total": len(self.nodes), "num_after_truncation": min(limit, len(rows)), "num_filtered": len(rows),
             "result": rows[:limit], "partial_failure_warning": "", "warnings": None}}}  # fmt: skip
 
+    def _summary_reply(self) -> dict:
+        """Each alive node's physical usage, as ``/nodes?view=summary`` gives it (on GPU
+        nodes, two GPUs): steady, so that an unchanged cluster reads as unchanged."""
+        rows = []
+        for i, node in enumerate(self.nodes):
+            if node["state"] != "ALIVE":
+                continue
+            row = dict(self._summary_template)
+            total = row["mem"][0]
+            used = total * ((i * 7) % 90 + 5) // 100
+            row.update(ip=node["node_ip"], hostname=node["node_name"], cpu=float((i * 13) % 100),
+                       mem=[total, total - used, round(used * 100 / total, 1), used],
+                       raylet={**row["raylet"], "nodeId": node["node_id"], "nodeManagerAddress": node["node_ip"]},
+                       gpus=[{"index": g, "utilizationGpu": (i + g * 30) % 100, "memoryUsed": 1024 * (g + 1),
+                              "memoryTotal": 16384} for g in range(int(node["resources_total"].get("GPU", 0)))],
+                       )  # fmt: skip
+            rows.append(row)
+        return {"result": True, "msg": "", "data": {"summary": rows}}
+
     def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
         replay = self
 
@@ -135,6 +155,8 @@ class ReplayDashboard:
                     body = replay.cluster_status
                 elif parts.path == "/api/jobs/":
                     body = replay.jobs
+                elif parts.path == "/nodes" and parse_qs(parts.query).get("view") == ["summary"]:
+                    body = replay._summary_reply()
                 else:
                     self.send_error(404)
                     return
