@@ -29,6 +29,7 @@ from castray_nb.core.store import Store
 from castray_nb.launch import LocalCluster
 from tests.conftest import HOME, wait_until
 from tests.jupyter import JupyterServer, jupyter_server
+from tests.prometheus import prometheus_server
 from tests.test_jobs import ray_job_submit
 from tests.test_server import call
 
@@ -56,7 +57,10 @@ def story() -> Iterator[dict[str, Any]]:
     env = {"CASTRAY_REFRESH_INTERVAL": str(INTERVAL)}
     try:
         cluster.start()
-        with jupyter_server(env=env) as server:
+        # Prometheus scrapes the same cluster, found through the file Ray writes for it.
+        discovery = Path(cluster.temp_dir) / "prom_metrics_service_discovery.json"
+        wait_until(discovery.is_file, 30)
+        with prometheus_server([discovery]) as prometheus, jupyter_server(env=env) as server:
             data_dir = Path(server.env["JUPYTER_DATA_DIR"])
             seen.update(server=server, data_dir=data_dir, cluster=cluster)
             status, body = call(server, "POST", "/cluster/connect-external", {"cluster_address": cluster.gcs_address,
@@ -77,6 +81,10 @@ def story() -> Iterator[dict[str, Any]]:
 
             worker_id = next(e["node_id"] for e in events(server) if e["kind"] == "node_joined")
             seen["worker_id"] = worker_id
+            # The worker lives only seconds: it dies only once Prometheus has scraped its agent
+            # (Ray lists it in the discovery file a few seconds after it joins).
+            worker_seen = f'ray_node_cpu_count{{SessionName="{seen["session_name"]}",IsHeadNode=~"(?i)false"}}'
+            wait_until(lambda: prometheus.query(worker_seen), 60, 1)
             os.killpg(worker.process.pid, signal.SIGKILL)  # the node is killed, not drained
             seen["killed_at"] = time.time()
             wait_until(lambda: "node_died" in kinds(server), 60)
@@ -103,7 +111,13 @@ def story() -> Iterator[dict[str, Any]]:
             seen["rest_history"] = history_rows(server, "")
             status, seen["rest_ended"] = call(server, "GET", "/ended")
             assert status == 200
+            status, seen["rest_sparklines"] = call(server, "GET", "/sparklines?since=1h")
+            assert status == 200, seen["rest_sparklines"]
+            assert call(server, "GET", "/sparklines?since=yesterday")[0] == 400
             seen["settings"] = Settings()
+            (last,) = [c for c in history.seen() if c.session_name == seen["session_name"]]
+            seen["head_id"] = next(n["node_id"] for n in last.snapshot["nodes"] if n["is_head"])  # type: ignore[attr-defined, index]
+            seen["prometheus"] = prometheus
             yield seen
     finally:
         cluster.stop()
@@ -130,13 +144,47 @@ def test_each_node_has_its_series_and_the_cluster_its_totals(story, monkeypatch)
     worker = frame[(frame.node_id == story["worker_id"]) & (frame.metric == "alive")]
     assert worker.value.max() == 1.0 and worker.value.min() < 1.0, list(worker.value)  # alive, then dead
     alive = frame[frame.node_id.isna() & (frame.metric == "nodes_alive")].sort_values("time")
-    assert alive.value.max() == 2.0 and alive.value.iloc[-1] <= 1.0, list(alive.value)
+    # A bucket holds the mean of its readings (10 s of them), so the buckets the worker
+    # joined and died in hold a fraction: the count rose above one, then fell back.
+    peak = int(alive.value.to_numpy().argmax())
+    assert alive.value.iloc[0] == 1.0 and alive.value.iloc[peak] > 1.0, list(alive.value)
+    assert alive.value.iloc[-1] < alive.value.iloc[peak], list(alive.value)
     cpu = frame[(frame.metric == "cpu_percent") & frame.node_id.notna()]
     assert not cpu.empty and (cpu.value >= 0).all()  # the dashboard's physical usage, recorded
     # The same through the session name, and the same rows through REST.
     assert len(past.history(Settings(), cluster=story["session_name"], since="1h")) == len(frame)
     rest = story["rest_history"]
     assert {r["node_id"] for r in rest} >= nodes | {None}
+
+
+def test_the_sidebars_sparklines_are_the_recorded_totals_a_minute_apart(story) -> None:
+    lines = story["rest_sparklines"]["clusters"]["hist"]
+    assert lines["step"] == 60 and len(lines["cpu"]) == len(lines["gpu"]) == len(lines["memory"]) >= 60
+    cpu = [v for v in lines["cpu"] if v is not None]
+    memory = [v for v in lines["memory"] if v is not None]
+    assert cpu and memory and all(0 <= v <= 100 for v in cpu + memory), lines
+    assert lines["cpu"][-1] is not None or lines["cpu"][-2] is not None  # recorded until the cluster ended
+    assert all(v is None for v in lines["gpu"])  # no GPU here: gaps, never zeros
+
+
+def test_prometheus_scraping_the_same_cluster_gives_the_same_columns(story, monkeypatch) -> None:
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(story["data_dir"]))
+    store = past.history(Settings(), cluster="hist", since="1h")
+    prom = past.history(Settings(prometheus_url=story["prometheus"].url), cluster="hist", since="1h")
+    assert list(prom.columns) == list(store.columns) and dict(prom.dtypes) == dict(store.dtypes)
+    assert set(prom.cluster) == {"hist"}  # named as the store recorded the session
+    # Both nodes found by their IP and head-ness in the store's last snapshot, with their ids.
+    assert set(prom.node_id.dropna()) == {story["head_id"], story["worker_id"]}, set(prom.node_id.dropna())
+    alive = prom[prom.node_id.isna() & (prom.metric == "nodes_alive")]
+    assert alive.value.max() == 2.0, list(alive.value)
+
+    def head_total(frame):
+        rows = frame[(frame.node_id == story["head_id"]) & (frame.metric == "host_memory_total_bytes")]
+        return rows.value.median()
+
+    assert head_total(prom) == pytest.approx(head_total(store), rel=0.01)  # one machine, read two ways
+    cpu = prom[(prom.metric == "cpu_percent") & (prom.node_id == story["head_id"])]
+    assert len(cpu) >= 3 and ((cpu.value >= 0) & (cpu.value <= 100)).all()  # a series over the story
 
 
 def test_the_death_is_an_event_with_its_time_and_reason(story) -> None:

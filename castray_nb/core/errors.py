@@ -51,6 +51,11 @@ class ClusterTimeout(ClusterUnreachable, TimeoutError):
     """Something accepted the connection but did not answer within the timeout."""
 
 
+class PrometheusError(CastrayError):
+    """The Prometheus server of the ``prometheus_url`` setting did not answer, or not as
+    Prometheus does (its URL, which may hold credentials, is never in the message)."""
+
+
 class AuthRequired(CastrayError, PermissionError):
     """The cluster wants a token and none (or a wrong one) was sent."""
 

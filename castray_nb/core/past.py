@@ -1,8 +1,9 @@
 """Reading the past: the one place every front end (Python, magics, CLI, REST) asks for
 history, events and ended clusters, with their arguments checked the same way.
 
-The history comes from the user's store (:mod:`.history`). Reading it through a Prometheus
-server instead (a ``prometheus_url`` setting, issue 22) is not built yet.
+The history comes from the user's store (:mod:`.history`), or, with a ``prometheus_url``
+setting, from that Prometheus server (:mod:`.prometheus`): the same DataFrame either way.
+Events, ended clusters and the sidebar's sparklines always come from the store.
 """
 
 from __future__ import annotations
@@ -66,7 +67,13 @@ def history(
     ``node_id``, ``metric``, ``value``)."""
     wanted = checked_metrics(metrics)
     start, end = span(since, until, clock())
-    return store_history(settings, clock).frame(cluster=cluster, since=start, until=end, metrics=wanted, node=node)
+    store = store_history(settings, clock)
+    if settings.prometheus_url:
+        from .prometheus import Prometheus, PrometheusHistory
+
+        source = PrometheusHistory(Prometheus(settings.prometheus_url, timeout=settings.http_timeout), store)
+        return source.frame(cluster=cluster, since=start, until=end, metrics=wanted, node=node)
+    return store.frame(cluster=cluster, since=start, until=end, metrics=wanted, node=node)
 
 
 def events(
@@ -81,6 +88,16 @@ def events(
     ``job``, ``message``), oldest first."""
     start, end = span(since, until, clock())
     return store_history(settings, clock).events_frame(cluster=cluster, since=start, until=end)
+
+
+def sparklines(
+    settings: Settings, *, since: When = "1h", clock: Callable[[], float] = time.time
+) -> dict[str, dict[str, object]]:
+    """Each recorded cluster's CPU, GPU and memory percentages since ``since``, a minute
+    apart (:meth:`.history.History.sparklines`): what the sidebar's cards draw."""
+    now = clock()
+    start, _ = span(since, None, now)
+    return store_history(settings, clock).sparklines(since=start, until=now)
 
 
 def ended(settings: Settings) -> list[Seen]:

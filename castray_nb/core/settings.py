@@ -21,6 +21,7 @@ key (config file)         environment variable        meaning
 ``hosts``                 CASTRAY_HOSTS                other machines discovery probes (comma-separated; see below)
 ``history``               CASTRAY_HISTORY              false: record no history (see core/recorder.py)
 ``history_retention``     CASTRAY_HISTORY_RETENTION    how long history is kept: seconds, or ``12h``, ``7d``, ``2w``
+``prometheus_url``        CASTRAY_PROMETHEUS_URL       a Prometheus server that scrapes the clusters: history() reads it
 ========================  ==========================  =========================================
 
 ``hosts`` names machines, never ranges: ``gpu-box`` (Ray's default ports: GCS 6379 and
@@ -64,6 +65,7 @@ class Settings:
     hosts: tuple[str, ...] = ()
     history: bool = True
     history_retention: float = 7 * 86400.0
+    prometheus_url: str | None = None
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -83,6 +85,26 @@ def check_template(template: str, env: Mapping[str, str] | None = None) -> str:
     return template
 
 
+def check_prometheus_url(raw: Any) -> str | None:
+    """A Prometheus server's base URL (``http://host:9090``, maybe under a path), or None
+    for an empty one; ValueError saying what is wrong with it."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(raw, str):
+        raise ValueError("must be a string")
+    text = raw.strip().rstrip("/")
+    if not text:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError("must be an http:// or https:// URL of a Prometheus server, e.g. http://localhost:9090")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ValueError("has a port that is not a number") from None
+    return text
+
+
 def check_host_entry(text: str) -> str:
     """One ``hosts`` entry as given, or ValueError saying why it names no machine to probe."""
     from .address import parse_address
@@ -100,7 +122,7 @@ def check_host_entry(text: str) -> str:
 _FLOATS = ("probe_timeout", "source_timeout", "http_timeout", "gcs_timeout", "refresh_interval")
 _LISTS = {"temp_dirs": os.pathsep, "attach": ",", "sources": ",", "hosts": ","}
 _BOOLS = ("remote", "dashboard_writes", "all_users", "history")
-_OTHERS = ("node_limit", "dashboard_link", "history_retention")
+_OTHERS = ("node_limit", "dashboard_link", "history_retention", "prometheus_url")
 _ENV = {name: "CASTRAY_" + name.upper() for name in (*_FLOATS, *_LISTS, *_BOOLS, *_OTHERS)}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -154,6 +176,8 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
             if not isinstance(raw, str):
                 raise ValueError("must be a string")
             return check_template(raw.strip()) or None
+        if key == "prometheus_url":
+            return check_prometheus_url(raw)
         if key == "history_retention":
             from .times import seconds
 

@@ -18,6 +18,7 @@ from ..core.errors import (
     InvalidArgument,
     InvalidName,
     NameTaken,
+    PrometheusError,
     UnknownCluster,
     UnknownJob,
 )
@@ -34,6 +35,7 @@ CORE_ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
     (ClusterTimeout, 504, "timeout"),
     (AuthRequired, 502, "cluster_auth_required"),
     (ClusterUnreachable, 502, "cluster_unreachable"),
+    (PrometheusError, 502, "prometheus_error"),
     (ConfigError, 500, "config_error"),
     (CastrayError, 409, "conflict"),
 )
