@@ -186,3 +186,100 @@ def _escape(text: str) -> str:
 
 def _tile_order(node: NodeRecord) -> tuple[bool, bool, str, str]:
     return (not node.is_head, node.state != ALIVE, node.node_ip, node.node_id)
+
+
+# --- a cluster's usage over time (the panel's history chart) -------------------------
+
+CHART_LINES = {"cpu": ("#0969da", "CPU %"), "memory": ("#1a7f37", "memory %"), "gpu": ("#bf8700", "GPU %")}
+DEATH = "#cf222e"
+
+
+def usage_lines(frame: Any) -> dict[str, list[tuple[float, float]]]:
+    """From a cluster's totals in ``history()``'s long frame, its CPU, memory and GPU use
+    as percentages over time: host figures, or Ray's logical ones where the cluster gave
+    no host figures. Each a list of (Unix time, percent), oldest first."""
+    if frame is None or frame.empty:
+        return {}
+    totals = frame[frame["node_id"].isna()]
+    wide = totals.pivot_table(index="time", columns="metric", values="value", aggfunc="mean").sort_index()
+    times = [t.timestamp() for t in wide.index]
+
+    def column(name: str) -> list[float | None]:
+        if name not in wide:
+            return [None] * len(times)
+        return [None if v != v else float(v) for v in wide[name]]  # NaN is no reading
+
+    def share(used: str, total: str) -> list[float | None]:
+        return [None if u is None or not t else 100.0 * u / t for u, t in zip(column(used), column(total), strict=True)]
+
+    def first(*options: list[float | None]) -> list[float | None]:
+        return [next((v for v in values if v is not None), None) for values in zip(*options, strict=True)]
+
+    found = {
+        "cpu": first(column("cpu_percent"), share("CPU_used", "CPU")),
+        "memory": first(
+            share("host_memory_used_bytes", "host_memory_total_bytes"), share("memory_used_bytes", "memory_bytes")
+        ),
+        "gpu": column("gpu_percent"),
+    }
+    return {k: [(t, v) for t, v in zip(times, vs, strict=True) if v is not None] for k, vs in found.items()}
+
+
+def render_usage_chart(
+    lines: Mapping[str, Sequence[tuple[float, float]]],
+    deaths: Sequence[tuple[float, str]],
+    since: float,
+    until: float,
+    *,
+    width: float = 648.0,
+    height: float = 150.0,
+) -> str:
+    """A cluster's usage over ``since``..``until`` as inline SVG: a line per kind of use
+    (0-100 %), and a red mark at each node death (``(time, what)``: its tooltip)."""
+    left, right, top, bottom = 34.0, 8.0, 18.0, 20.0
+    span = max(1.0, until - since)
+    inner_w, inner_h = width - left - right, height - top - bottom
+
+    def x(t: float) -> float:
+        return left + inner_w * min(1.0, max(0.0, (t - since) / span))
+
+    def y(v: float) -> float:
+        return top + inner_h * (1 - min(100.0, max(0.0, v)) / 100.0)
+
+    parts = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' class='castray-usage-chart' width='{width:.0f}' "
+        f"height='{height:.0f}' viewBox='0 0 {width:.0f} {height:.0f}' font-size='10' fill='{TEXT}'>"
+    ]
+    for v in (0, 50, 100):
+        parts.append(
+            f"<line x1='{left}' x2='{width - right}' y1='{y(v):.1f}' y2='{y(v):.1f}' stroke='{TEXT}' "
+            f"stroke-opacity='0.2'/><text x='{left - 4}' y='{y(v) + 3:.1f}' text-anchor='end'>{v}%</text>"
+        )
+    for t, label in ((since, _hhmm(since)), (until, _hhmm(until))):
+        anchor = "start" if t == since else "end"
+        parts.append(f"<text x='{x(t):.1f}' y='{height - 5}' text-anchor='{anchor}'>{label}</text>")
+    legend_x = left
+    for kind, (colour, label) in CHART_LINES.items():
+        points = lines.get(kind) or []
+        if points:
+            path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points)
+            parts.append(
+                f"<polyline data-line='{kind}' points='{path}' fill='none' stroke='{colour}' stroke-width='1.5'/>"
+            )
+        parts.append(f"<text x='{legend_x}' y='11' fill='{colour}'>{label}{'' if points else ' (none)'}</text>")
+        legend_x += 90
+    for t, what in deaths:
+        parts.append(
+            f"<line data-event='node_died' x1='{x(t):.1f}' x2='{x(t):.1f}' y1='{top}' y2='{top + inner_h}' "
+            f"stroke='{DEATH}' stroke-width='1.5' stroke-dasharray='3 2'><title>{html.escape(what)}</title></line>"
+        )
+    parts.append(
+        f"<text x='{width - right}' y='11' text-anchor='end' fill='{DEATH}'>┆ node died ({len(deaths)})</text></svg>"
+    )
+    return "".join(parts)
+
+
+def _hhmm(t: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%H:%M UTC")

@@ -30,6 +30,7 @@ from .core.render import (
     discovered_list,
     message_line,
     render_actors,
+    render_events,
     render_job,
     render_jobs,
     render_status,
@@ -46,6 +47,12 @@ JOBS_SHOWN = 50  # rows of the jobs table: running first, then the most recent
 ALL_STATES = "all states"
 _NO_NODE = "actors: pick a node to list them"
 _NO_JOB = "jobs: pick one to see its message in full"
+_NO_HISTORY = "history: pick a cluster to chart its last hour"
+HISTORY_EVERY_S = 30.0  # the chosen cluster's chart is drawn again at most this often (points are 10 s apart)
+# What the chart reads of a cluster's totals: host use, and Ray's logical use where a
+# cluster gives no host figures.
+CHART_METRICS = ["cpu_percent", "CPU_used", "CPU", "host_memory_used_bytes", "host_memory_total_bytes",
+                 "memory_used_bytes", "memory_bytes", "gpu_percent"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,10 @@ class Panel(W.VBox):
         self.jobs_table = W.HTML(layout={"max_width": "100%", "overflow": "auto"})
         self.job_choice = W.Dropdown(options=[(_NO_JOB, "")], value="", layout={"width": "36em"})
         self.job_detail = W.HTML(layout={"max_width": "100%", "overflow": "auto"})
+        self.history_choice = W.Dropdown(options=[(_NO_HISTORY, "")], value="", layout={"width": "24em"})
+        self.history_chart = W.HTML(layout={"max_width": "100%", "overflow": "auto"})
+        self.history_events = W.HTML(layout={"max_width": "100%", "overflow": "auto"})
+        self._history_at = 0.0  # monotonic time of the last history drawn
         self.messages = W.HTML()
         toolbar = W.HBox(
             [self.discover_button, self.address, self.connect_button, self.detach_choice, self.disconnect_button,
@@ -156,7 +167,8 @@ class Panel(W.VBox):
         )
         self.children = (
             toolbar, self.found, self.status, self.picture, pager, self.table, self.actor_choice, self.actor_list,
-            self.jobs_table, self.job_choice, self.job_detail, self.messages,
+            self.jobs_table, self.job_choice, self.job_detail, self.history_choice, self.history_chart,
+            self.history_events, self.messages,
         )  # fmt: skip
         self.layout.max_width = "100%"
 
@@ -171,6 +183,7 @@ class Panel(W.VBox):
         self.interval_box.observe(self._on_interval, names="value")
         self.actor_choice.observe(lambda _: self._render_actors(), names="value")
         self.job_choice.observe(lambda _: self._render_job(), names="value")
+        self.history_choice.observe(lambda _: self._in_background(self.draw_history), names="value")
 
     @property
     def widget(self) -> Panel:
@@ -311,6 +324,9 @@ class Panel(W.VBox):
             self._update_actor_choice(rows, counts)
             self._render_actors()
             self._update_jobs(snap)
+            history_due = self._update_history_choice(names)
+        if history_due:
+            self._in_background(self.draw_history)
         if threading.current_thread() is threading.main_thread():
             # a big drawing takes a while: never on the kernel's thread
             threading.Thread(target=self.draw_picture, args=(snap,), name="castray-picture", daemon=True).start()
@@ -330,6 +346,39 @@ class Panel(W.VBox):
             self.job_choice.options = options
             self.job_choice.value = keep if keep in self._jobs else ""
         self._render_job()
+
+    def _update_history_choice(self, names: list[str]) -> bool:
+        """The clusters to chart; whether the chosen one's chart is due again."""
+        options = [(_NO_HISTORY, "")] + [(f"history of {n} (last hour)", n) for n in names]
+        if list(self.history_choice.options) != options:
+            keep = self.history_choice.value
+            self.history_choice.options = options
+            self.history_choice.value = keep if keep in names else ""
+        return bool(self.history_choice.value) and time.monotonic() - self._history_at >= HISTORY_EVERY_S
+
+    def draw_history(self) -> None:
+        """The chosen cluster's last hour from the history: its usage as a chart with its
+        node deaths marked, and its events as a list (nothing when none is chosen)."""
+        from .core import past
+        from .picture import render_usage_chart, usage_lines
+
+        name = self.history_choice.value
+        self._history_at = time.monotonic()
+        if not name:
+            with self._lock:
+                self.history_chart.value = self.history_events.value = ""
+            return
+        settings = self.session.settings
+        until = time.time()
+        frame = past.history(settings, cluster=name, since="1h", node="", metrics=CHART_METRICS)
+        events = past.store_history(settings).happened(cluster=name, since=until - 3600)
+        deaths = [(e.time, f"{e.node_id or '?'} died: {e.message}") for e in events if e.kind == "node_died"]
+        chart = render_usage_chart(usage_lines(frame), deaths, until - 3600, until)
+        with self._lock:
+            if self._closed or self.history_choice.value != name:
+                return
+            self.history_chart.value = chart
+            self.history_events.value = render_events(events)
 
     def draw_picture(self, snap: Snapshot | None = None) -> bool:
         """Redraw the picture if what it shows changed; usage alone redraws it at most

@@ -238,12 +238,41 @@ def _theme_check(page: Any) -> dict[str, str]:
     }""")
 
 
+SPARK_COLOURS = {"cpu": "--jp-brand-color1", "gpu": "--jp-warn-color1", "memory": "--jp-success-color1"}
+
+
+def _spark_check(page: Any, name: str) -> dict[str, dict[str, Any]]:
+    """Each sparkline of a card: its points, its lines, its label, the colour its lines
+    are drawn in, and the colour of the theme variable they should take."""
+    return page.evaluate(
+        """([name, colours]) => {
+        const out = {};
+        for (const [kind, variable] of Object.entries(colours)) {
+            const box = document.querySelector(`#castray-sidebar [data-cluster="${name}"] [data-sparkline="${kind}"]`);
+            const line = box && box.querySelector('polyline');
+            const probe = document.createElement('div');
+            probe.style.color = `var(${variable})`;
+            document.body.appendChild(probe);
+            out[kind] = {points: box ? Number(box.dataset.points) : -1,
+                         lines: box ? box.querySelectorAll('polyline').length : -1,
+                         label: box ? box.textContent : '', stroke: line ? getComputedStyle(line).stroke : null,
+                         want: getComputedStyle(probe).color};
+            probe.remove();
+        }
+        return out;
+    }""",
+        [name, SPARK_COLOURS],
+    )
+
+
 def _luminance(rgb: str) -> float:
     r, g, b = (int(x) for x in re.findall(r"\d+", rgb)[:3])
     return (0.299 * r + 0.587 * g + 0.114 * b) / 255
 
 
-def test_the_sidebar_follows_the_theme(page, headless: LocalCluster) -> None:
+def test_the_sidebar_follows_the_theme_with_sparklines_of_the_recorded_hour(
+    page, head: LocalCluster, headless: LocalCluster
+) -> None:
     from playwright.sync_api import expect
 
     sidebar = page.locator("#castray-sidebar")
@@ -253,6 +282,22 @@ def test_the_sidebar_follows_the_theme(page, headless: LocalCluster) -> None:
     expect(card(page, f"ray-{headless.gcs_port}").get_by_role("button", name="Dashboard")).to_be_disabled()
     light = _theme_check(page)
     assert (light["bg"], light["fg"]) == (light["wantBg"], light["wantFg"]) and _luminance(light["bg"]) > 0.7
+    # The head has been recorded since the first test attached it: its card draws the last
+    # hour from the server's history (a point a minute), the sidebar fetching it every 30 s.
+    # (Host CPU comes from the dashboard's node summary, which a head fills some seconds
+    # after it starts.)
+    recorded = f"ray-{head.gcs_port}"
+    page.wait_for_function(
+        f"Number(document.querySelector('#castray-sidebar [data-cluster=\"{recorded}\"] [data-sparkline=\"cpu\"]')"
+        "?.dataset.points) > 0", timeout=120_000)  # fmt: skip
+    sparks = _spark_check(page, recorded)
+    for kind in ("cpu", "memory"):  # the head reports host CPU and memory; it has no GPU
+        assert sparks[kind]["points"] >= 1 and sparks[kind]["lines"] >= 1, sparks
+        assert sparks[kind]["stroke"] == sparks[kind]["want"], sparks
+        assert re.fullmatch(rf"{'CPU' if kind == 'cpu' else 'memory'} \d+%", sparks[kind]["label"]), sparks
+    assert (sparks["gpu"]["points"], sparks["gpu"]["lines"], sparks["gpu"]["label"]) == (0, 0, "GPU –"), sparks
+    assert sparks["cpu"]["stroke"] != sparks["memory"]["stroke"]
+    card(page, recorded).screenshot(path=str(ARTIFACTS / "sparklines-light.png"))
     sidebar.screenshot(path=str(ARTIFACTS / "sidebar-light.png"))
     page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
     expect(page.locator("body")).to_have_attribute("data-jp-theme-name", "JupyterLab Dark", timeout=30_000)
@@ -260,6 +305,10 @@ def test_the_sidebar_follows_the_theme(page, headless: LocalCluster) -> None:
     dark = _theme_check(page)
     assert (dark["bg"], dark["fg"]) == (dark["wantBg"], dark["wantFg"]) and _luminance(dark["bg"]) < 0.3, dark
     assert _luminance(dark["fg"]) > 0.6
+    dark_sparks = _spark_check(page, recorded)
+    for kind in ("cpu", "memory"):  # the dark theme's colours, with no redraw
+        assert dark_sparks[kind]["stroke"] == dark_sparks[kind]["want"] and dark_sparks[kind]["lines"] >= 1, dark_sparks
+    card(page, recorded).screenshot(path=str(ARTIFACTS / "sparklines-dark.png"))
     sidebar.screenshot(path=str(ARTIFACTS / "sidebar-dark.png"))
     page.screenshot(path=str(ARTIFACTS / "lab-dark.png"))
     page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")

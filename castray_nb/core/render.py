@@ -6,6 +6,7 @@ colours (the theme's where JupyterLab has them) and with times in one zone (:mod
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from .times import clock, now, stamp
 if TYPE_CHECKING:  # the value types draw themselves with the cards below
     from .actors import ActorRecord
     from .discovery import ClusterInfo
+    from .history import Happened
     from .jobs import JobRecord
     from .model import ClusterState
 
@@ -272,4 +274,31 @@ def render_actors(actors: Sequence[ActorRecord]) -> str:
         f"<div class='castray-actors castray-table'><b>{len(actors)} actor(s)</b>"
         f"<table style='border-collapse:collapse;font-size:12px'><thead><tr>{head}</tr></thead>"
         f"<tbody>{body}</tbody></table></div>"
+    )
+
+
+_EVENT_COLOURS = {"node_died": "#cf222e", "cluster_unreachable": "#cf222e", "cluster_ended": "#57606a",
+                  "node_joined": "#1a7f37", "cluster_recovered": "#1a7f37"}  # fmt: skip
+
+
+def render_events(events: Sequence[Happened], shown: int = 20) -> str:
+    """A cluster's recorded events as HTML, the newest first (at most ``shown``)."""
+    if not events:
+        return f"<div style='color:{_MUTED}'>No events recorded in this span.</div>"
+    newest = list(reversed(events))[:shown]
+    rows = []
+    for e in newest:
+        colour = _EVENT_COLOURS.get(e.kind, "inherit")
+        when = stamp(dt.datetime.fromtimestamp(e.time, dt.UTC))
+        node = f"<code>{_e(e.node_id[:12])}</code>" if e.node_id else ""
+        rows.append(
+            f"<tr data-kind='{_e(e.kind)}'><td>{when}</td><td style='color:{colour}'>{_e(e.kind)}</td>"
+            f"<td>{node}</td><td>{_e(e.job or '')}</td><td>{_e(e.message[:120])}</td></tr>"
+        )
+    more = f" ({len(events)} in all, the newest {len(newest)} shown)" if len(events) > len(newest) else ""
+    head = "".join(f"<th style='text-align:left'>{h}</th>" for h in ("time", "event", "node", "job", "message"))
+    return (
+        f"<div class='castray-table castray-events'><div><b>Events</b>{more}</div>"
+        "<table style='border-collapse:collapse;font-size:12px'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )

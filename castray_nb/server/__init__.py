@@ -15,6 +15,8 @@ GET      /castray/api/nodes                      merged node rows (``?alive=true
 GET      /castray/api/nodes/external             external node rows only
 GET      /castray/api/events                     WebSocket: change events; a plain GET: recorded ones
 GET      /castray/api/history                    the recorded history (``?cluster=&since=1h&until=&metric=&node=``)
+GET      /castray/api/ended                      the clusters that ended, each with its last snapshot
+GET      /castray/api/sparklines                 each recorded cluster's CPU, GPU and memory % (``?since=1h``)
 GET      /castray/api/openapi.json               the OpenAPI document of all of the above
 DELETE   /castray/api/dashboard-links            revoke dashboard links (``?cluster=NAME`` for one)
 GET      /castray/api/jobs                       every attached cluster's jobs (``?cluster=&status=``)

@@ -276,6 +276,20 @@ class HistoryHandler(_Base):
         self.reply(await self.call("read", read))
 
 
+class SparklinesHandler(_Base):
+    """``GET castray/api/sparklines?since=1h``: each recorded cluster's CPU, GPU and memory
+    percentages a minute apart, for the sidebar's cards (``{"clusters": {NAME: {"start",
+    "step", "cpu", "gpu", "memory"}}}``)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        settings = self.castray.session.settings
+        since = self.get_query_argument("since", None) or "1h"
+        lines = await self.call("read", past.sparklines, settings, since=since)
+        self.reply({"clusters": lines})
+
+
 class EndedHandler(_Base):
     """``GET castray/api/ended``: the clusters that ended, each with its last snapshot."""
 
@@ -397,6 +411,7 @@ def routes(base_url: str) -> list[tuple[str, type]]:
         (api_route("events"), EventsHandler),
         (api_route("history"), HistoryHandler),
         (api_route("ended"), EndedHandler),
+        (api_route("sparklines"), SparklinesHandler),
         (api_route("openapi.json"), OpenApiHandler),
         (api_route("dashboard-links"), DashboardLinksHandler),
         (api_route("recent"), RecentHandler),

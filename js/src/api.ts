@@ -71,6 +71,28 @@ export interface IJob {
   status: string;
 }
 
+/** One cluster's sparklines: percentages ``step`` seconds apart from ``start`` (null: no reading). */
+export interface ISparklines {
+  start: number;
+  step: number;
+  cpu: (number | null)[];
+  gpu: (number | null)[];
+  memory: (number | null)[];
+}
+
+/** A cluster that ended, with what the history kept of it. */
+export interface IEnded {
+  session_name: string;
+  name: string;
+  address: string | null;
+  ray_version: string | null;
+  first_seen: string;
+  last_seen: string;
+  ended_at: string;
+  ended_reason: string | null;
+  snapshot: { nodes?: INode[]; alive_nodes?: number; jobs?: IJob[]; taken_at?: string };
+}
+
 export interface IEvent {
   type: 'hello' | 'event';
   kind?: string;
@@ -132,6 +154,10 @@ export const api = {
       method: 'DELETE'
     }),
   recent: () => request<{ clusters: IRecent[] }>('recent').then(r => r.clusters),
+  /** The last hour of each recorded cluster's CPU, GPU and memory, from the history. */
+  sparklines: () =>
+    request<{ clusters: Record<string, ISparklines> }>('sparklines?since=1h').then(r => r.clusters),
+  ended: () => request<{ clusters: IEnded[] }>('ended').then(r => r.clusters),
   forget: (nameOrAddress: string) =>
     request<{ forgotten: unknown[] }>(`recent?name=${encodeURIComponent(nameOrAddress)}`, { method: 'DELETE' })
 };

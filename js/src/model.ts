@@ -14,7 +14,7 @@ import { IDisposable } from '@lumino/disposable';
 import { Debouncer, Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import type { ICluster, IDiscovered, IEvent, IJob, INode, IRecent } from './api';
+import type { ICluster, IDiscovered, IEnded, IEvent, IJob, INode, IRecent, ISparklines } from './api';
 
 /** What the model needs of the server (``api`` in the page, a fake in the tests). */
 export interface IApi {
@@ -26,6 +26,8 @@ export interface IApi {
   detach(name: string): Promise<unknown>;
   recent(): Promise<IRecent[]>;
   forget(nameOrAddress: string): Promise<unknown>;
+  sparklines(): Promise<Record<string, ISparklines>>;
+  ended(): Promise<IEnded[]>;
 }
 
 /** An open events socket, as the model sees it. */
@@ -50,13 +52,22 @@ export interface IModelOptions {
   maxBackoff?: number;
 }
 
-/** Which parts of the model a fetch or an event concerns. */
-export type Part = 'clusters' | 'nodes' | 'jobs' | 'recent';
+/** Which parts of the model a fetch or an event concerns (``history``: the sparklines). */
+export type Part = 'clusters' | 'nodes' | 'jobs' | 'recent' | 'history' | 'ended';
+
+const ALL_PARTS: Part[] = ['clusters', 'nodes', 'jobs', 'recent', 'history', 'ended'];
+
+/**
+ * How often a round of the schedule also fetches the sparklines and the ended clusters
+ * (ms): the history's points are a minute apart, and a cluster ends after it has been
+ * unreachable (which is an event of its own).
+ */
+export const HISTORY_EVERY_MS = 30_000;
 
 /** What an event concerns (``hello``: everything). */
 export function concerns(event: IEvent): Part[] {
   if (event.type === 'hello') {
-    return ['clusters', 'nodes', 'jobs', 'recent'];
+    return ALL_PARTS;
   }
   const kind = event.kind || '';
   if (kind.startsWith('node_')) {
@@ -66,10 +77,10 @@ export function concerns(event: IEvent): Part[] {
     return ['jobs'];
   }
   if (kind === 'cluster_attached' || kind === 'cluster_detached') {
-    return ['clusters', 'nodes', 'jobs', 'recent'];
+    return ALL_PARTS;
   }
   if (kind === 'cluster_unreachable' || kind === 'cluster_recovered') {
-    return ['clusters', 'nodes'];
+    return ['clusters', 'nodes', 'ended'];
   }
   return []; // cluster_discovered: nothing on show changes
 }
@@ -80,6 +91,10 @@ export class ClustersModel implements IDisposable {
   jobs: IJob[] = [];
   /** Clusters attached before, from any front end (fetched on show, and when attachments change). */
   recent: IRecent[] = [];
+  /** The last hour of each recorded cluster's usage, by cluster name (the history). */
+  sparklines: Record<string, ISparklines> = {};
+  /** Clusters that ended, with their last snapshot (the history). */
+  ended: IEnded[] = [];
   /** null until the first discovery. */
   discovered: IDiscovered[] | null = null;
   /** Errors of one attached or discovered cluster, by its name. */
@@ -98,7 +113,8 @@ export class ClustersModel implements IDisposable {
   private _active = false;
   private _shown: (() => boolean) | null = null;
   private _pending = 0;
-  private _stale = new Set<Part>(['clusters', 'nodes', 'jobs', 'recent']);
+  private _stale = new Set<Part>(ALL_PARTS);
+  private _historyAt = 0;
   private _socket: ISocket | null = null;
   private _socketInterval = 0;
   private _changed = new Signal<this, void>(this);
@@ -160,7 +176,7 @@ export class ClustersModel implements IDisposable {
     }
     this._active = value;
     if (value) {
-      this._stale = new Set<Part>(['clusters', 'nodes', 'jobs', 'recent']);
+      this._stale = new Set<Part>(ALL_PARTS);
       void this._poll.start().then(() => this._poll.refresh());
     } else {
       this.closeSocket();
@@ -220,6 +236,10 @@ export class ClustersModel implements IDisposable {
       if (this.expanded.size) {
         wanted.add('nodes'); // the open node lists show usage, which raises no event
       }
+      if (Date.now() - this._historyAt >= HISTORY_EVERY_MS) {
+        wanted.add('history');
+        wanted.add('ended');
+      }
     }
     this._stale.clear();
     const { api } = this.options;
@@ -227,16 +247,24 @@ export class ClustersModel implements IDisposable {
       return;
     }
     try {
-      const [clusters, nodes, jobs, recent] = await Promise.all([
+      if (wanted.has('history')) {
+        this._historyAt = Date.now();
+      }
+      const [clusters, nodes, jobs, recent, sparklines, ended] = await Promise.all([
         wanted.has('clusters') ? api.clusters() : null,
         wanted.has('nodes') ? api.nodes() : null,
         wanted.has('jobs') ? api.jobs() : null,
-        wanted.has('recent') ? api.recent() : null
+        wanted.has('recent') ? api.recent() : null,
+        // The history only adds pictures: where it fails the rest still shows (tried again later).
+        wanted.has('history') ? api.sparklines().catch(() => null) : null,
+        wanted.has('ended') ? api.ended().catch(() => null) : null
       ]);
       this.clusters = clusters ?? this.clusters;
       this.nodes = nodes ?? this.nodes;
       this.jobs = jobs ?? this.jobs;
       this.recent = recent ?? this.recent;
+      this.sparklines = sparklines ?? this.sparklines;
+      this.ended = ended ?? this.ended;
       this.reloadError = '';
     } catch (error) {
       for (const part of wanted) {

@@ -10,10 +10,14 @@ import { Message } from '@lumino/messaging';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
-import type { ICluster, IDiscovered, IJob, INode, IRecent, Location } from './api';
+import type { ICluster, IDiscovered, IEnded, IJob, INode, IRecent, Location } from './api';
 import { CommandIDs } from './commands';
 import { addressOf, clock, counts, stamp, used } from './format';
 import { ClustersModel } from './model';
+import { sparklines } from './spark';
+
+/** Ended clusters listed, the most recently seen first (the rest are counted). */
+const ENDED_SHOWN = 10;
 
 function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -47,7 +51,8 @@ export class CastraySidebar extends Widget {
     this.title.caption = 'Ray clusters (castray_nb)';
     this.addressBox = el('input', {
       class: 'jp-mod-styled castray-address',
-      placeholder: 'host:port, http://host:port or session name',
+      placeholder: 'host:port or URL',
+      title: 'A cluster to attach: host:port (its GCS), http://host:port (its dashboard) or a Ray session name',
       'aria-label': 'cluster address'
     });
     this.addressBox.addEventListener('keydown', event => {
@@ -192,6 +197,13 @@ export class CastraySidebar extends Widget {
         parts.push(this.recentRow(entry, live.get(entry.address)));
       }
     }
+    if (m.ended.length) {
+      parts.push(el('div', { class: 'castray-section' }, `Ended (${m.ended.length})`));
+      parts.push(...m.ended.slice(0, ENDED_SHOWN).map(endedRow));
+      if (m.ended.length > ENDED_SHOWN) {
+        parts.push(el('div', { class: 'castray-muted' }, `and ${m.ended.length - ENDED_SHOWN} more: castray-nb ended`));
+      }
+    }
     this.body.replaceChildren(...parts);
   }
 
@@ -233,6 +245,7 @@ export class CastraySidebar extends Widget {
         el('span', { 'data-count': 'unreachable' }, `${c.unreachable} unreachable`)
       ),
       el('div', { class: 'castray-line' }, `CPU ${c.cpu} · GPU ${c.gpu} · refreshed ${clock(cluster.last_refresh)}`),
+      sparklines(this.model.sparklines[cluster.name]),
       jobLine(this.model.jobs.filter(j => j.cluster === cluster.name)),
       actions
     );
@@ -300,6 +313,31 @@ export class CastraySidebar extends Widget {
   }
 }
 
+/** A cluster that ended: what it was, when and why it ended, and its last snapshot. */
+function endedRow(gone: IEnded): HTMLElement {
+  const snap = gone.snapshot || {};
+  const nodes = snap.nodes || [];
+  const jobs = snap.jobs || [];
+  const count = (...statuses: string[]) => jobs.filter(j => statuses.includes(j.status)).length;
+  const c = counts(nodes);
+  return el(
+    'div',
+    { class: 'castray-ended', 'data-session': gone.session_name, 'data-name': gone.name },
+    el('div', { class: 'castray-line' }, el('b', {}, gone.name), ` · Ray ${gone.ray_version || '?'}`),
+    el(
+      'div',
+      { class: 'castray-line castray-muted', 'data-ended-at': gone.ended_at },
+      `ended ${stamp(gone.ended_at)}` + (gone.ended_reason ? `: ${gone.ended_reason}` : '')
+    ),
+    el(
+      'div',
+      { class: 'castray-line castray-muted castray-last-snapshot', 'data-nodes': String(nodes.length) },
+      `last seen ${stamp(gone.last_seen)}: ${nodes.length} node(s), ${c.alive} alive, CPU ${c.cpu}, GPU ${c.gpu}` +
+        ` · jobs: ${count('SUCCEEDED')} succeeded, ${count('FAILED', 'STOPPED')} failed or stopped`
+    )
+  );
+}
+
 const PLACES: Record<Location, string> = {
   'this-machine': 'this machine',
   'listed-host': 'a listed host (hosts setting)',
@@ -346,7 +384,12 @@ function nodeTable(nodes: INode[]): HTMLElement {
       el('td', {}, n.state === 'ALIVE' ? used(n.memory_used_bytes, n.memory_bytes, 'B') : '-')
     )
   );
-  return el('table', { class: 'castray-nodes' }, el('thead', {}, head), el('tbody', {}, ...rows));
+  // In a narrow sidebar the table scrolls inside its card rather than running past its edge.
+  return el(
+    'div',
+    { class: 'castray-nodes-wrap' },
+    el('table', { class: 'castray-nodes' }, el('thead', {}, head), el('tbody', {}, ...rows))
+  );
 }
 
 /** Another Unix user's cluster says so, with the user: it is never sent this user's token. */

@@ -125,4 +125,50 @@ describe('the sidebar view', () => {
     view.dispose();
     model.dispose();
   });
+
+  it('draws each card\'s sparklines from the history, and lists the ended clusters apart', async () => {
+    const { api, model, commands } = setup();
+    api.attached = [cluster('lab'), cluster('quiet')];
+    api.lines = { lab: { start: 0, step: 60, cpu: [10, 50, null, 90], gpu: [null, null, null, null], memory: [40, 41, 42, 43] } };
+    api.gone = [
+      {
+        session_name: 'session_old',
+        name: 'old',
+        address: '127.0.0.1:6400',
+        ray_version: '2.60.0',
+        first_seen: '2026-12-01T10:00:00+00:00',
+        last_seen: '2026-12-01T11:00:00+00:00',
+        ended_at: '2026-12-01T11:00:05+00:00',
+        ended_reason: 'refused',
+        snapshot: {
+          nodes: [
+            { cluster: 'old', node_id: 'n1', node_ip: '10.0.0.1', is_head: true, state: 'ALIVE', CPU: 4, GPU: 0,
+              memory_bytes: 1, CPU_used: 0, GPU_used: 0, memory_used_bytes: 0 },
+            { cluster: 'old', node_id: 'n2', node_ip: '10.0.0.2', is_head: false, state: 'DEAD', CPU: 2, GPU: 0,
+              memory_bytes: 1, CPU_used: null, GPU_used: null, memory_used_bytes: null }
+          ],
+          jobs: [{ cluster: 'old', job_id: '01', submission_id: 'raysubmit_1', type: 'SUBMISSION', status: 'FAILED' }]
+        }
+      }
+    ];
+    const view = new CastraySidebar(model, commands);
+    Widget.attach(view, document.body);
+    await until(() => view.node.querySelectorAll('.castray-card').length === 2 && view.node.querySelector('.castray-ended') !== null);
+    const spark = (name: string, kind: string) =>
+      view.node.querySelector(`[data-cluster="${name}"] [data-sparkline="${kind}"]`) as HTMLElement;
+    expect(spark('lab', 'cpu').querySelectorAll('polyline')).toHaveLength(2); // the gap breaks the line
+    expect(spark('lab', 'cpu').textContent).toBe('CPU 90%');
+    expect(spark('lab', 'gpu').querySelectorAll('polyline')).toHaveLength(0);
+    expect(spark('lab', 'gpu').textContent).toBe('GPU –');
+    expect(spark('lab', 'memory').dataset.points).toBe('4');
+    expect(spark('quiet', 'cpu').textContent).toBe('CPU –'); // nothing recorded yet: still one element
+    const ended = view.node.querySelector('[data-session="session_old"]') as HTMLElement;
+    expect(view.node.textContent).toContain('Ended (1)');
+    expect(ended.textContent).toContain('ended 12-01 11:00:05 UTC: refused');
+    expect(ended.textContent).toContain('2 node(s), 1 alive, CPU 4');
+    expect(ended.textContent).toContain('0 succeeded, 1 failed or stopped');
+    Widget.detach(view);
+    view.dispose();
+    model.dispose();
+  });
 });

@@ -1,5 +1,5 @@
 /** A fake server for the model and the commands: it counts what is asked of it. */
-import type { ICluster, IDiscovered, IEvent, IJob, INode, IRecent } from '../src/api';
+import type { ICluster, IDiscovered, IEnded, IEvent, IJob, INode, IRecent, ISparklines } from '../src/api';
 import { IApi, ISocket, SocketFactory } from '../src/model';
 
 export function cluster(name: string, more: Partial<ICluster> = {}): ICluster {
@@ -25,6 +25,8 @@ export class FakeApi implements IApi {
   attached: ICluster[] = [];
   found: IDiscovered[] = [];
   remembered: IRecent[] = [];
+  lines: Record<string, ISparklines> = {};
+  gone: IEnded[] = [];
   failing = new Set<string>();
   /** Resolves the next connect/detach only when released (to overlap actions). */
   hold: Promise<void> | null = null;
@@ -59,6 +61,12 @@ export class FakeApi implements IApi {
   }
   recent(): Promise<IRecent[]> {
     return this.answer('recent', () => this.remembered);
+  }
+  sparklines(): Promise<Record<string, ISparklines>> {
+    return this.answer('sparklines', () => this.lines);
+  }
+  ended(): Promise<IEnded[]> {
+    return this.answer('ended', () => this.gone);
   }
   forget(address: string): Promise<unknown> {
     return this.answer(`forget ${address}`, () => {

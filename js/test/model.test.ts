@@ -82,6 +82,34 @@ describe('ClustersModel', () => {
     model.dispose();
   });
 
+  it('fetches the sparklines and the ended clusters when shown, then at most every 30 s', async () => {
+    const { api, sockets, model } = setup(0.2);
+    api.lines = { a: { start: 0, step: 60, cpu: [1, 2], gpu: [null, null], memory: [40, 41] } };
+    model.active = true;
+    await until(() => api.count('sparklines') === 1 && api.count('ended') === 1 && sockets.open === 1);
+    expect(model.sparklines.a.cpu).toEqual([1, 2]);
+    api.calls = [];
+    await until(() => api.count('clusters') >= 3, 3000); // rounds of the schedule
+    expect(api.count('sparklines')).toBe(0);
+    expect(api.count('ended')).toBe(0);
+    sockets.last.send({ type: 'event', kind: 'cluster_attached', cluster: 'b' });
+    await until(() => api.count('sparklines') === 1 && api.count('ended') === 1);
+    model.dispose();
+  });
+
+  it('shows the rest when the history cannot be read', async () => {
+    const { api, model } = setup(60);
+    api.attached = [cluster('a')];
+    api.failing.add('sparklines');
+    api.failing.add('ended');
+    model.active = true;
+    await until(() => api.count('sparklines') === 1 && api.count('clusters') === 1);
+    await sleep(50);
+    expect(model.clusters.map(c => c.name)).toEqual(['a']);
+    expect(model.reloadError).toBe('');
+    model.dispose();
+  });
+
   it('backs off while the server does not answer, says why, and recovers', async () => {
     const { api, model } = setup(0.1);
     api.failing.add('clusters');
@@ -176,11 +204,18 @@ describe('ClustersModel', () => {
 
 describe('concerns', () => {
   it('maps each event to the parts it changes', () => {
-    expect(concerns({ type: 'hello' })).toEqual(['clusters', 'nodes', 'jobs', 'recent']);
+    expect(concerns({ type: 'hello' })).toEqual(['clusters', 'nodes', 'jobs', 'recent', 'history', 'ended']);
     expect(concerns({ type: 'event', kind: 'job_added' })).toEqual(['jobs']);
     expect(concerns({ type: 'event', kind: 'node_removed' })).toEqual(['clusters', 'nodes']);
-    expect(concerns({ type: 'event', kind: 'cluster_unreachable' })).toEqual(['clusters', 'nodes']);
-    expect(concerns({ type: 'event', kind: 'cluster_detached' })).toEqual(['clusters', 'nodes', 'jobs', 'recent']);
+    expect(concerns({ type: 'event', kind: 'cluster_unreachable' })).toEqual(['clusters', 'nodes', 'ended']);
+    expect(concerns({ type: 'event', kind: 'cluster_detached' })).toEqual([
+      'clusters',
+      'nodes',
+      'jobs',
+      'recent',
+      'history',
+      'ended'
+    ]);
     expect(concerns({ type: 'event', kind: 'cluster_discovered' })).toEqual([]);
   });
 });
