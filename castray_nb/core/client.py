@@ -101,11 +101,13 @@ class ClusterClient:
         # decoding and building make is one stretch of CPU work (see gcpause).
         version = _POOL.submit(self.version)
         status = _POOL.submit(get_bytes, f"{url}/api/cluster_status", timeout, token=self.token)
-        summary = (
-            _POOL.submit(get_bytes, f"{url}/nodes?view=summary", timeout, token=self.token)
-            if len(previous) <= PHYSICAL_MAX_NODES
-            else None
-        )
+
+        def ask_summary() -> concurrent.futures.Future[bytes]:
+            return _POOL.submit(get_bytes, f"{url}/nodes?view=summary", timeout, token=self.token)
+
+        # A first read asks for the summary only once the node list has told it the size:
+        # 12,000 nodes' summary is ~140 MB, and it had starved the node list's own read.
+        summary = ask_summary() if previous and len(previous) <= PHYSICAL_MAX_NODES else None
         first = get_bytes(nodes_url(limit), timeout, token=self.token)
         about = version.result()
         session = about.get("session_name")
@@ -138,7 +140,10 @@ class ClusterClient:
                     usage = usage_by_node(parse_json(status_body, url))
                 except ClusterUnreachable as exc:
                     warnings.append(f"no usage: {exc}")
-            physical = _physical(summary, url)
+            # A big cluster's reads never ask, so its physical columns stay null every time.
+            if summary is None and not previous and len(raw_nodes) <= PHYSICAL_MAX_NODES:
+                summary = ask_summary()
+            physical = _physical(summary, url) if len(raw_nodes) <= PHYSICAL_MAX_NODES else {}
             seen = dt.datetime.now(dt.UTC)
             nodes = reuse_unchanged(
                 (
