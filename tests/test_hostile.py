@@ -546,13 +546,45 @@ print("still alive")
 """
 
 
+ENDINGS = ["stopped", "silent, then killed"]
+
+
+@pytest.fixture(scope="module")
+def lost_drivers() -> Iterator[dict[str, subprocess.Popen[str]]]:
+    """Both endings' kernels, started at once: each sits out Ray's minute, so side by side
+    they cost one minute, not two."""
+    homes = {ending: tempfile.mkdtemp(prefix="castray-lost-driver-") for ending in ENDINGS}
+    drivers = {
+        ending: subprocess.Popen(
+            [sys.executable, "-c", _LOST_DRIVER_SCRIPT, ending],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "HOME": homes[ending]},
+            start_new_session=True,
+        )  # fmt: skip
+        for ending in ENDINGS
+    }
+    try:
+        yield drivers
+    finally:
+        for driver in drivers.values():
+            if driver.poll() is None:  # a test that failed early: stopped as a user would, so its cluster stops too
+                driver.send_signal(signal.SIGINT)
+                try:
+                    driver.communicate(timeout=60)
+                except subprocess.TimeoutExpired:
+                    os.killpg(driver.pid, signal.SIGKILL)
+            driver.communicate()
+        for home in homes.values():
+            shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("ending", ["stopped", "silent, then killed"])
-def test_the_kernels_own_cluster_going_away_leaves_cleanly_and_the_kernel_survives(ending: str) -> None:
-    home = tempfile.mkdtemp(prefix="castray-lost-driver-")
-    result = subprocess.run([sys.executable, "-c", _LOST_DRIVER_SCRIPT, ending], capture_output=True, text=True,
-                            timeout=220, env={**os.environ, "HOME": home})  # fmt: skip
-    shutil.rmtree(home, ignore_errors=True)
+@pytest.mark.parametrize("ending", ENDINGS)
+def test_the_kernels_own_cluster_going_away_leaves_cleanly_and_the_kernel_survives(ending: str, lost_drivers) -> None:
+    stdout, stderr = lost_drivers[ending].communicate(timeout=240)
+    result = subprocess.CompletedProcess(lost_drivers[ending].args, lost_drivers[ending].returncode, stdout, stderr)
     lines = result.stdout.strip().splitlines()
     # Ray's own crash reports are mostly stack frames: show what it said, not where.
     said = [x for x in result.stderr.splitlines() if x.strip() and not x.startswith(("  /", "/"))]
