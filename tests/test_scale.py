@@ -10,8 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from castray_nb.core.client import ClusterClient
+from castray_nb.core.client import PHYSICAL_MAX_NODES, ClusterClient
 from castray_nb.core.connector import resolve
+from castray_nb.core.http import BIG_REPLY_BYTES
 from castray_nb.core.session import Session
 from castray_nb.core.settings import Settings
 from castray_nb.testing.replay import ReplayDashboard
@@ -110,3 +111,38 @@ def test_a_second_read_of_an_unchanged_big_cluster_keeps_every_record(big) -> No
     assert again.seen and first.seen and again.seen > first.seen
     fresh = client.read(cluster="big")  # without the previous reading: new records, equal ones
     assert fresh.nodes == first.nodes and not any(a is b for a, b in zip(fresh.nodes, first.nodes, strict=True))
+
+
+def _summary_asks(replay: ReplayDashboard) -> list[tuple[int, bool]]:
+    """(position in the request log, collector on) of each node-summary request."""
+    return [(i, gc_on) for i, (path, gc_on) in enumerate(replay.log) if path == "/nodes?view=summary"]
+
+
+def test_a_first_read_asks_for_the_summary_after_the_node_list_with_the_collector_on() -> None:
+    # 600 nodes: a node list past BIG_REPLY_BYTES, so the read pauses the collector for it
+    replay = ReplayDashboard(nodes=600)
+    assert len(json.dumps(replay._nodes_reply({"limit": ["600"]})).encode()) > BIG_REPLY_BYTES
+    with replay as url:
+        client = ClusterClient(None, url)
+        first = client.read(cluster="r")
+        asks = _summary_asks(replay)
+        node_list = next(i for i, (path, _) in enumerate(replay.log) if path.startswith("/api/v0/nodes"))
+        assert len(asks) == 1 and asks[0][0] > node_list  # asked once the size was known
+        assert asks[0][1], "the late summary's network wait ran with the collector paused"
+        alive = [n for n in first.nodes if n.state == "ALIVE"]
+        assert len(alive) == sum(n["state"] == "ALIVE" for n in replay.nodes) and all(
+            n.cpu_percent is not None for n in alive
+        )
+        replay.log.clear()
+        again = client.read(cluster="r", previous=first.nodes)
+        assert len(_summary_asks(replay)) == 1  # a later read asks beside the node list
+        assert [n.cpu_percent for n in again.nodes] == [n.cpu_percent for n in first.nodes]
+
+
+def test_a_cluster_past_physical_max_nodes_is_never_asked_for_its_summary(big) -> None:
+    client = ClusterClient(None, big.url)
+    big.log.clear()
+    first = client.read(cluster="big")
+    second = client.read(cluster="big", previous=first.nodes)
+    assert len(second.nodes) == 2500 > PHYSICAL_MAX_NODES
+    assert _summary_asks(big) == [] and all(n.cpu_percent is None for n in second.nodes)

@@ -105,8 +105,9 @@ class ClusterClient:
         def ask_summary() -> concurrent.futures.Future[bytes]:
             return _POOL.submit(get_bytes, f"{url}/nodes?view=summary", timeout, token=self.token)
 
-        # A first read asks for the summary only once the node list has told it the size:
-        # 12,000 nodes' summary is ~140 MB, and it had starved the node list's own read.
+        # The summary is asked for beside the node list only when the last reading was small;
+        # otherwise once the node list has told the size (below). 12,000 nodes' summary is
+        # ~140 MB, and asked for blind on a first read it had starved the node list's own read.
         summary = ask_summary() if previous and len(previous) <= PHYSICAL_MAX_NODES else None
         first = get_bytes(nodes_url(limit), timeout, token=self.token)
         about = version.result()
@@ -120,13 +121,17 @@ class ClusterClient:
         except (ClusterUnreachable, AuthRequired) as exc:  # usage is extra; the nodes stand without it
             status_body = None
             warnings.append(f"no usage: {exc}")
+        summary_body = _wait(summary) if summary is not None else None
+        big = False  # a node list big enough to pause the collector for (see gcpause)
         with contextlib.ExitStack() as pause:
 
             def fetch(size: int) -> Any:
+                nonlocal big
                 # A refused limit is a short reply, so a second request (at the server's
                 # cap) is always made before the collector is paused.
                 body = first if size == limit else get_bytes(nodes_url(size), timeout, token=self.token)
-                if len(body) > BIG_REPLY_BYTES:
+                if len(body) > BIG_REPLY_BYTES and not big:
+                    big = True
                     pause.enter_context(gc_paused())
                 return parse_json(body, url)
 
@@ -140,10 +145,19 @@ class ClusterClient:
                     usage = usage_by_node(parse_json(status_body, url))
                 except ClusterUnreachable as exc:
                     warnings.append(f"no usage: {exc}")
-            # A big cluster's reads never ask, so its physical columns stay null every time.
-            if summary is None and not previous and len(raw_nodes) <= PHYSICAL_MAX_NODES:
-                summary = ask_summary()
-            physical = _physical(summary, url) if len(raw_nodes) <= PHYSICAL_MAX_NODES else {}
+            # One rule: a cluster of at most PHYSICAL_MAX_NODES nodes gets its summary, a
+            # bigger one never does (its physical columns stay null every time).
+            if len(raw_nodes) > PHYSICAL_MAX_NODES:
+                physical: dict[str, Physical] = {}
+            else:
+                if summary is None:
+                    # Asked for only now: its network wait runs with the collector on,
+                    # which is paused again for the decoding and building.
+                    pause.close()
+                    summary_body = _wait(ask_summary())
+                    if big:
+                        pause.enter_context(gc_paused())
+                physical = _physical(summary_body, url)
             seen = dt.datetime.now(dt.UTC)
             nodes = reuse_unchanged(
                 (
@@ -214,12 +228,20 @@ class ClusterClient:
         )
 
 
-def _physical(summary: concurrent.futures.Future[bytes] | None, url: str) -> dict[str, Physical]:
+def _wait(summary: concurrent.futures.Future[bytes]) -> bytes | None:
+    """The node summary's body, or None when the dashboard did not serve it."""
+    try:
+        return summary.result()
+    except CastrayError:
+        return None
+
+
+def _physical(body: bytes | None, url: str) -> dict[str, Physical]:
     """The node summary's physical usage; empty (no warning: the columns stay null) when a
     dashboard does not serve it."""
-    if summary is None:
+    if body is None:
         return {}
     try:
-        return physical_by_node(parse_json(summary.result(), url))
+        return physical_by_node(parse_json(body, url))
     except CastrayError:
         return {}

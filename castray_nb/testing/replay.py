@@ -14,6 +14,7 @@ and refuses a ``limit`` above ``max_limit`` (Ray: 10,000).
 from __future__ import annotations
 
 import copy
+import gc
 import hashlib
 import http.server
 import json
@@ -60,6 +61,9 @@ class ReplayDashboard:
         self._summary_template = _load("node_summary.json")["data"]["summary"][0]
         self.jobs = self._jobs(jobs)
         self.requests = 0
+        # Every request in arrival order: its path and query, and whether this process's
+        # cyclic collector was on when it arrived (the server runs in the reader's process).
+        self.log: list[tuple[str, bool]] = []
         self.auth_log: str | None = None  # a file: one line per request, its path and a hash of its Authorization
         self._server = http.server.ThreadingHTTPServer((host, port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, name="replay-dashboard", daemon=True)
@@ -141,6 +145,7 @@ class ReplayDashboard:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 replay.requests += 1
+                replay.log.append((self.path, gc.isenabled()))
                 parts = urlsplit(self.path)
                 if replay.auth_log:
                     header = self.headers.get("Authorization")
