@@ -37,12 +37,15 @@ class Answers:
     def __init__(self, by_metric: dict[str, list[dict[str, object]]]) -> None:
         self.by_metric = by_metric
         self.asked: list[str] = []
+        self.spans: list[tuple[float, float, int]] = []  # (start, end, step) of each query
 
     def __call__(self, request, timeout):
         from urllib.parse import parse_qs, urlsplit
 
-        query = parse_qs(urlsplit(request.full_url).query)["query"][0]
+        params = parse_qs(urlsplit(request.full_url).query)
+        query = params["query"][0]
         self.asked.append(query)
+        self.spans.append((float(params["start"][0]), float(params["end"][0]), int(params["step"][0])))
         result = next((r for name, r in self.by_metric.items() if name in query), [])
         return io.BytesIO(
             json.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}}).encode()
@@ -85,6 +88,23 @@ def test_series_become_rows_named_as_the_store_names_them(recorded) -> None:
     assert only_totals.node_id.isna().all() and len(only_totals) == 2
     one = source.frame(cluster="lab", since=T0, metrics=["cpu_percent"], node="head-id")
     assert list(one.node_id) == ["head-id"]
+
+
+def test_each_point_is_its_buckets_mean_so_a_node_shorter_than_a_step_is_kept(recorded) -> None:
+    # A plain selector is one sample a step: a worker that lived 5 s between two
+    # evaluations would be missing (seen against a real Prometheus in test_history).
+    h, clock = recorded
+    clock.now = T0 + 600
+    cpu = {"metric": labels("10.0.0.1:1"), "values": [[T0 + 20, "7"]]}
+    head = who("10.0.0.1:1", "10.0.0.1", "true")
+    answers = Answers({"ray_node_cpu_count": [head], "ray_node_cpu_utilization": [cpu]})
+    source = PrometheusHistory(Prometheus(URL, opener=answers), h)
+    frame = source.frame(cluster="lab", since=T0, metrics=["cpu_percent"], node="head-id")
+    query = next(q for q in answers.asked if "ray_node_cpu_utilization" in q)
+    assert "avg_over_time(ray_node_cpu_utilization{" in query and "}[10s]) or ray_node_cpu_utilization{" in query
+    # evaluated at each 10 s bucket's end, over the bucket; stamped with its start
+    assert set(answers.spans) == {(T0 + 10, T0 + 610, 10)}
+    assert [t.timestamp() for t in frame.time] == [T0 + 10] and list(frame.value) == [7.0]
 
 
 def test_a_session_the_store_never_saw_is_asked_by_its_name_and_nonsense_is_refused(recorded) -> None:

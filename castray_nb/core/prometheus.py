@@ -21,8 +21,9 @@ What maps to what (seen on Ray 2.60):
 - ``alive`` and ``nodes_total`` have no Prometheus series (a node that is gone just stops
   being scraped): only the store has them.
 
-The steps are the store's (:func:`.history.resolution`), so both backends give as many
-points for the same span. Errors are one line: a server that does not answer, an answer
+The steps are the store's (:func:`.history.resolution`), and a point is, as in the store,
+the mean of its bucket's samples, stamped with the bucket's start: both backends give as
+many points for the same span, and a node that lived less than a step is not missed. Errors are one line: a server that does not answer, an answer
 that is not Prometheus's; the URL itself (it may hold credentials) is never shown.
 """
 
@@ -49,27 +50,41 @@ TIMEOUT_S = 10.0
 # Each metric of the store, as PromQL over the sessions' series (``$S``: their matcher),
 # per node (grouped by session and metrics agent) and for a cluster's totals. Ray reports
 # GPU memory in MiB (the same figure the dashboard's node summary gives).
+#
+# A store point is the mean of the readings in its bucket, so each series is read as the
+# mean of its samples over the step before the evaluation time (``$R``: the step), which
+# :meth:`PrometheusHistory.frame` puts at the bucket's end. A plain selector instead would
+# see one sample a step: a node that lived a few seconds between two evaluations would be
+# missing altogether. Where a step holds no sample (a scrape interval longer than the
+# step), the plain selector's value stands in; it honours Prometheus's staleness, so a node
+# that is gone is not carried on as a range over the last minutes would.
+def _sampled(selector: str, over: str = "avg") -> str:
+    return f"({over}_over_time({selector}[$R]) or {selector})"
+
+
 def _used(resource: str) -> str:
-    return f'sum by (SessionName, instance) (ray_resources{{Name="{resource}",State="USED",$S}})'
+    selector = f'ray_resources{{Name="{resource}",State="USED",$S}}'
+    return f"sum by (SessionName, instance) {_sampled(selector)}"
 
 
 def _had(resource: str) -> str:  # USED and AVAILABLE: what the nodes have
-    return f'sum by (SessionName) (ray_resources{{Name="{resource}",$S}})'
+    selector = f'ray_resources{{Name="{resource}",$S}}'
+    return f"sum by (SessionName) {_sampled(selector)}"
 
 
 NODE_QUERIES: dict[str, str] = {
-    "cpu_percent": "avg by (SessionName, instance) (ray_node_cpu_utilization{$S})",
-    "host_memory_used_bytes": "sum by (SessionName, instance) (ray_node_mem_used{$S})",
-    "host_memory_total_bytes": "sum by (SessionName, instance) (ray_node_mem_total{$S})",
-    "gpu_percent": "avg by (SessionName, instance) (ray_node_gpus_utilization{$S})",
-    "gpu_memory_used_bytes": "sum by (SessionName, instance) (ray_node_gram_used{$S}) * 1048576",
+    "cpu_percent": f"avg by (SessionName, instance) {_sampled('ray_node_cpu_utilization{$S}')}",
+    "host_memory_used_bytes": f"sum by (SessionName, instance) {_sampled('ray_node_mem_used{$S}')}",
+    "host_memory_total_bytes": f"sum by (SessionName, instance) {_sampled('ray_node_mem_total{$S}')}",
+    "gpu_percent": f"avg by (SessionName, instance) {_sampled('ray_node_gpus_utilization{$S}')}",
+    "gpu_memory_used_bytes": f"sum by (SessionName, instance) {_sampled('ray_node_gram_used{$S}')} * 1048576",
     "CPU_used": _used("CPU"),
     "GPU_used": _used("GPU"),
     "memory_used_bytes": _used("memory"),
     "object_store_used_bytes": _used("object_store_memory"),
 }
 TOTAL_QUERIES: dict[str, str] = {
-    "nodes_alive": "sum by (SessionName) (ray_cluster_active_nodes{$S})",
+    "nodes_alive": f"sum by (SessionName) {_sampled('ray_cluster_active_nodes{$S}')}",
     "CPU": _had("CPU"),
     "GPU": _had("GPU"),
     "memory_bytes": _had("memory"),
@@ -79,8 +94,8 @@ TOTAL_QUERIES: dict[str, str] = {
         for metric, query in NODE_QUERIES.items()
     },
 }
-# Which node an agent reports for: its IP and whether it is the head.
-_WHO = "max by (SessionName, instance, ip, IsHeadNode) (ray_node_cpu_count{$S})"
+# Which node each metrics agent reports for: any sample in the step counts.
+_WHO = f"max by (SessionName, instance, ip, IsHeadNode) {_sampled('ray_node_cpu_count{$S}', 'max')}"
 _SESSION = re.compile(r"[A-Za-z0-9_.\-]+")
 
 Opener = Callable[[urllib.request.Request, float], Any]
@@ -169,8 +184,15 @@ class PrometheusHistory:
                     raise InvalidArgument(f"no cluster {cluster!r} recorded, and it is not a Ray session name")
                 sessions = [cluster]  # a session Prometheus may know though the store never saw it
         wanted = list(metrics) if metrics is not None else [*NODE_QUERIES, *TOTAL_QUERIES]
-        s = _matcher(sessions)
-        nodes = _node_ids(self.prometheus.query_range(_WHO.replace("$S", s), start, end, step), seen)
+        s, window = _matcher(sessions), f"{step}s"
+
+        def ask(query: str) -> list[dict[str, Any]]:
+            # Evaluated at each bucket's end, over the bucket (see _sampled); the rows are
+            # stamped with the bucket's start, as the store stamps its points.
+            return self.prometheus.query_range(query.replace("$S", s).replace("$R", window), start + step,
+                                               end + step, step)  # fmt: skip
+
+        nodes = _node_ids(ask(_WHO), seen)
         rows: list[tuple[float, str, str | None, str, float]] = []
         for metric in dict.fromkeys(wanted):
             queries = []
@@ -179,7 +201,7 @@ class PrometheusHistory:
             if node in (None, "") and metric in TOTAL_QUERIES:
                 queries.append((TOTAL_QUERIES[metric], False))
             for query, per_node in queries:
-                for series in self.prometheus.query_range(query.replace("$S", s), start, end, step):
+                for series in ask(query):
                     labels = series.get("metric", {})
                     session = labels.get("SessionName", "")
                     node_id = (
@@ -190,7 +212,7 @@ class PrometheusHistory:
                     for t, value in series.get("values", []):
                         number = float(value)
                         if math.isfinite(number):
-                            rows.append((float(t), names.get(session, session), node_id, metric, number))
+                            rows.append((float(t) - step, names.get(session, session), node_id, metric, number))
         if not rows:
             return empty_frame(FRAME_COLUMNS)
         rows.sort(key=lambda row: row[0])
