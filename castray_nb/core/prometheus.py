@@ -23,8 +23,9 @@ What maps to what (seen on Ray 2.60):
 
 The steps are the store's (:func:`.history.resolution`), and a point is, as in the store,
 the mean of its bucket's samples, stamped with the bucket's start: both backends give as
-many points for the same span, and a node that lived less than a step is not missed. Errors are one line: a server that does not answer, an answer
-that is not Prometheus's; the URL itself (it may hold credentials) is never shown.
+many points for the same span, and a node that lived less than a step is not missed.
+Errors are one line: a server that does not answer, an answer that is not Prometheus's;
+the URL itself (it may hold credentials) is never shown.
 """
 
 from __future__ import annotations
