@@ -92,6 +92,28 @@ def test_a_refused_cluster_ends_and_keeps_its_last_snapshot(store) -> None:
     assert {n["node_id"] for n in ended.snapshot["nodes"]} == {"head", "w1"}  # type: ignore[union-attr]
 
 
+def test_a_kernels_runtime_that_leaves_lets_its_lease_go_and_one_it_started_ends(store) -> None:
+    s, clock = store
+    kernel, other = Recorder(History(s)), Recorder(History(s))
+    other.holder = "kernel:2@elsewhere"
+    read(kernel, [], [node("head")])  # ray.init(address=...): the kernel joined a cluster
+    clock.now += 1
+    read(other, [], [node("head")])
+    assert kinds(other.history) == [], "the lease is the first kernel's"
+    kernel.left("c", INFO, "session_a", ended=False, why="left")
+    clock.now += 1
+    # The other watcher takes over at once: its first recorded reading has what joined since.
+    read(other, [node("head")], [node("head"), node("w1", start=clock.now - 0.5)])
+    assert kinds(other.history) == [("node_joined", "w1")] and not other.history.seen(ended=True)
+    other.left("c", INFO, "session_a", ended=True, why="the kernel's ray.shutdown() stopped the cluster")
+    other.left("c", INFO, "session_a", ended=True, why="said twice")  # nothing: it is no longer tracked
+    (ended,) = other.history.seen(ended=True)
+    assert ended.ended_at == T0 + 2 and ended.ended_reason == "the kernel's ray.shutdown() stopped the cluster"
+    assert [k for k, _ in kinds(other.history)] == ["node_joined", "cluster_ended"]
+    kernel.left("c", INFO, "session_a", ended=True, why="not its own")  # it left before: ends nothing again
+    assert [k for k, _ in kinds(other.history)] == ["node_joined", "cluster_ended"]
+
+
 def test_a_cluster_silent_for_long_ends_and_a_new_session_ends_the_old(store) -> None:
     s, clock = store
     recorder = Recorder(History(s), server=True, ended_after_s=60)

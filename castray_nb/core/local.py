@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import AuthRequired, ClusterUnreachable
 from .gcs import read_gcs
 from .nodes import NodeRecord, node_from_state
+from .settings import Settings
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,8 @@ class LocalRuntime:
     gcs_address: str | None  # None for a Ray Client (ray://) connection
     nodes: list[NodeRecord]
     reachable: bool = True
+    dashboard_url: str | None = None
+    started_here: bool = False  # this process's ray.init() started the cluster: it ends with ray.shutdown()
 
 
 # Seen with Ray 2.60: a driver whose GCS has gone is ended by Ray (exit 1) about 60 s
@@ -45,14 +49,19 @@ def initialized_ray() -> Any | None:
         return None
 
 
-def local_runtime(gcs_timeout: float = 5.0) -> LocalRuntime | None:
+def local_runtime(
+    gcs_timeout: float = 5.0, *, settings: Settings | None = None, previous: Sequence[NodeRecord] = ()
+) -> LocalRuntime | None:
     """This process's Ray runtime, or None. Never imports or starts Ray itself.
 
-    The nodes are read with a GCS client of our own under ``gcs_timeout``, not with
-    ``ray.nodes()``: a ``ray.nodes()`` call that is under way when the GCS dies never
-    returns, and Ray ends the process a minute later even after ``ray.shutdown()``.
-    A GCS that refuses or stays silent gives the runtime with ``reachable=False`` and
-    no nodes.
+    With ``settings``, a runtime with a dashboard is read as an attached cluster is
+    (:class:`.client.ClusterClient`: logical and physical usage, the GCS as fallback);
+    ``previous`` are the last reading's rows. Otherwise, or where that dashboard wants a
+    token castray_nb may not send it, the nodes are read with a GCS client of our own under
+    ``gcs_timeout``, not with ``ray.nodes()``: a ``ray.nodes()`` call that is under way
+    when the GCS dies never returns, and Ray ends the process a minute later even after
+    ``ray.shutdown()``. A GCS that refuses or stays silent gives the runtime with
+    ``reachable=False`` and no nodes.
     """
     ray = initialized_ray()
     if ray is None:
@@ -62,6 +71,19 @@ def local_runtime(gcs_timeout: float = 5.0) -> LocalRuntime | None:
     except Exception:  # a Ray Client connection has no local GCS address
         gcs_address = None
     name = _session_name(ray) or "local"
+    dashboard_url, started_here = _node_facts(ray)
+    if gcs_address and dashboard_url and settings is not None:
+        from .client import ClusterClient
+
+        try:
+            reading = ClusterClient(gcs_address, dashboard_url, settings).read(
+                cluster=name, source="local", previous=previous
+            )
+            return LocalRuntime(name, gcs_address, reading.nodes, True, dashboard_url, started_here)
+        except AuthRequired:
+            pass  # read below, as Ray's own driver may
+        except ClusterUnreachable:  # neither the dashboard nor the GCS answers
+            return LocalRuntime(name, gcs_address, [], False, dashboard_url, started_here)
     seen = dt.datetime.now(dt.UTC)
     raw: list[dict[str, Any]] | None
     if gcs_address:
@@ -70,13 +92,13 @@ def local_runtime(gcs_timeout: float = 5.0) -> LocalRuntime | None:
         except AuthRequired:  # cannot happen to a driver that is connected; ask Ray itself
             raw = _ray_nodes(ray)
         except ClusterUnreachable:  # ClusterTimeout included
-            return LocalRuntime(name, gcs_address, [], reachable=False)
+            return LocalRuntime(name, gcs_address, [], False, dashboard_url, started_here)
     else:  # Ray Client: its nodes come through the client's own channel
         raw = _ray_nodes(ray)
     if raw is None:
         return None
     nodes = [node_from_state(r, cluster=name, source="local", seen=seen) for r in raw]
-    return LocalRuntime(name, gcs_address, nodes)
+    return LocalRuntime(name, gcs_address, nodes, True, dashboard_url, started_here)
 
 
 def _ray_nodes(ray: Any) -> list[dict[str, Any]] | None:
@@ -91,6 +113,20 @@ def _session_name(ray: Any) -> str | None:
         return str(ray._private.worker.global_worker.node.session_name)
     except Exception:
         return None
+
+
+def _node_facts(ray: Any) -> tuple[str | None, bool]:
+    """The runtime's dashboard URL (None without one) and whether this process started
+    the cluster (Ray's ``Node.head``: a ``ray.init()`` with no address to join)."""
+    try:
+        node = ray._private.worker.global_worker.node
+        url, head = node.webui_url, bool(node.head)
+    except Exception:  # a Ray Client connection, or a Ray that keeps these elsewhere
+        return None, False
+    if not url:
+        return None, head
+    url = str(url)
+    return (url if "://" in url else f"http://{url}"), head
 
 
 def _state_shape(raw: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,10 @@ cluster, and the recorder writes, in one short transaction each:
 runs; a kernel records a cluster only while no server does. Each cluster session has a
 **lease** in the store: its holder renews it with every reading, a server takes it from a
 kernel, and anyone takes it once it has expired or its holder's process is gone. So two
-processes that watch one cluster write one set of events, not two.
+processes that watch one cluster write one set of events, not two. A kernel's own
+``ray.init()`` runtime is handed over as a cluster named by its session name
+(:meth:`.Session.refresh`); when the runtime leaves the kernel, :meth:`Recorder.left`
+ends it (a cluster that ``ray.init()`` started) or lets its lease go (one it joined).
 
 **Ended.** A cluster has ended when nothing listens at its address any more (the connection
 is refused), when it answers as a new Ray session (a restart), or when it has not answered
@@ -208,6 +211,29 @@ class Recorder:
             return True
 
         self._hold(name, self._write(write))
+
+    def left(self, name: str, info: ClusterInfo, session_name: str | None, *, ended: bool, why: str) -> None:
+        """The kernel's own runtime ``name`` is gone from this process. ``ended``: its
+        cluster went with it (a ``ray.init()`` that started one); it ends here with ``why``
+        and keeps its last snapshot. Otherwise the cluster lives on: its lease is let go
+        at once, for whoever else watches it."""
+        now = self.clock()
+        key = session_name or info.gcs_address or info.dashboard_url or name
+        with self._lock:
+            tracked = self._tracked.pop(name, None)
+        if tracked is None or not tracked.holding:
+            return  # another process records it, or nothing of it was recorded here
+
+        def write(db: sqlite3.Connection) -> bool:
+            if not ended:
+                db.execute("DELETE FROM leases WHERE session_name = ? AND holder = ?", (key, self.holder))
+                return True
+            if not self._take_lease(db, key, now):
+                return False
+            self.history.add_events(db, self._end(db, name, key, now, why))
+            return True
+
+        self._write(write)
 
     def event(self, event: Event) -> None:
         """A bus subscriber: attach and detach (always: they are this process's own acts)

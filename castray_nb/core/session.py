@@ -16,6 +16,7 @@ import concurrent.futures
 import dataclasses
 import datetime as dt
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -35,7 +36,7 @@ from .model import ClusterState, Event, Snapshot
 from .naming import checked_name, default_name, free_name, same_cluster
 from .nodes import ALIVE, NodeRecord, mark_unreachable, to_dataframe
 from .recorder import Recorder
-from .runtime import LocalTracker
+from .runtime import GCS_LOST, LocalTracker, Outcome
 from .settings import Settings, load_settings
 from .store import Recent, Remembered
 from .watch import Bus, Scheduler, Watch
@@ -94,7 +95,7 @@ class Session:
         self._lock = threading.RLock()
         self._attached: dict[str, Attachment] = {}
         self._seen: set[tuple[str, int] | str] = set()
-        self.local = LocalTracker(self.settings.gcs_timeout)
+        self.local = LocalTracker(self.settings.gcs_timeout, self.settings)
         self.workload = Workload(self.settings, self._chosen)
         self.bus = Bus()
         self.scheduler = Scheduler(self._round)
@@ -353,9 +354,39 @@ class Session:
         """Read every attached cluster (concurrently) and the local runtime; return the changes."""
         with self._lock:
             attachments = list(self._attached.values())
-        events = self.local.read() + self._read_all(attachments)
+        events, outcome = self.local.read_outcome()
+        if outcome is not None and self.recorder is not None:
+            self._record_local(outcome, events)
+        events = events + self._read_all(attachments)
         self.bus.emit(events)
         return events
+
+    def _record_local(self, outcome: Outcome, events: list[Event]) -> None:
+        """The kernel's own runtime into the history, under its session name (as its rows'
+        ``cluster``), unless it is attached too: then the attachment records it."""
+        assert self.recorder is not None
+        runtime = outcome.runtime
+        key = cluster_key(runtime.gcs_address) if runtime.gcs_address else None
+        with self._lock:
+            attached = [a.info.gcs_address for a in self._attached.values() if a.info.gcs_address]
+        if key is not None and any(cluster_key(address) == key for address in attached):
+            return
+        info = ClusterInfo(
+            name=runtime.name,
+            gcs_address=runtime.gcs_address,
+            dashboard_url=runtime.dashboard_url,
+            ray_version=getattr(sys.modules.get("ray"), "__version__", None),
+            session_dir=None,
+            num_nodes=len(runtime.nodes),
+            auth_required=False,
+            sources=("local",),
+        )
+        if outcome.kind == "read":
+            self.recorder.reading(runtime.name, info, runtime.name, runtime.nodes, events)
+        elif outcome.kind == "lost":
+            self.recorder.failure(runtime.name, info, runtime.name, GCS_LOST, gone=False)
+        else:
+            self.recorder.left(runtime.name, info, runtime.name, ended=outcome.ended, why=outcome.why)
 
     def _read_all(self, attachments: Sequence[Attachment]) -> list[Event]:
         if not attachments:
