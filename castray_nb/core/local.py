@@ -72,6 +72,10 @@ def local_runtime(
         gcs_address = None
     name = _session_name(ray) or "local"
     dashboard_url, started_here = _node_facts(ray)
+
+    def made(nodes: list[NodeRecord], reachable: bool = True) -> LocalRuntime:
+        return LocalRuntime(name, gcs_address, nodes, reachable, dashboard_url, started_here)
+
     if gcs_address and dashboard_url and settings is not None:
         from .client import ClusterClient
 
@@ -79,11 +83,11 @@ def local_runtime(
             reading = ClusterClient(gcs_address, dashboard_url, settings).read(
                 cluster=name, source="local", previous=previous
             )
-            return LocalRuntime(name, gcs_address, reading.nodes, True, dashboard_url, started_here)
+            return made(reading.nodes)
         except AuthRequired:
             pass  # read below, as Ray's own driver may
         except ClusterUnreachable:  # neither the dashboard nor the GCS answers
-            return LocalRuntime(name, gcs_address, [], False, dashboard_url, started_here)
+            return made([], reachable=False)
     seen = dt.datetime.now(dt.UTC)
     raw: list[dict[str, Any]] | None
     if gcs_address:
@@ -92,13 +96,13 @@ def local_runtime(
         except AuthRequired:  # cannot happen to a driver that is connected; ask Ray itself
             raw = _ray_nodes(ray)
         except ClusterUnreachable:  # ClusterTimeout included
-            return LocalRuntime(name, gcs_address, [], False, dashboard_url, started_here)
+            return made([], reachable=False)
     else:  # Ray Client: its nodes come through the client's own channel
         raw = _ray_nodes(ray)
     if raw is None:
         return None
     nodes = [node_from_state(r, cluster=name, source="local", seen=seen) for r in raw]
-    return LocalRuntime(name, gcs_address, nodes, True, dashboard_url, started_here)
+    return made(nodes)
 
 
 def _ray_nodes(ray: Any) -> list[dict[str, Any]] | None:

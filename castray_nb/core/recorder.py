@@ -141,7 +141,7 @@ class Recorder:
     ) -> None:
         """A reading of attachment ``name`` was applied; ``events`` are the session's for it."""
         now = self.clock()
-        key = session_name or info.gcs_address or info.dashboard_url or name
+        key = _session_key(name, info, session_name)
         with self._lock:
             tracked = self._tracked.setdefault(name, _Tracked())
             previous_session, first = tracked.session_name, tracked.first
@@ -187,7 +187,7 @@ class Recorder:
     def failure(self, name: str, info: ClusterInfo, session_name: str | None, error: str, *, gone: bool) -> None:
         """A read of attachment ``name`` failed with ``error``; ``gone``: nothing listens there."""
         now = self.clock()
-        key = session_name or info.gcs_address or info.dashboard_url or name
+        key = _session_key(name, info, session_name)
         with self._lock:
             tracked = self._tracked.setdefault(name, _Tracked())
             tracked.session_name = tracked.session_name or key
@@ -218,7 +218,7 @@ class Recorder:
         and keeps its last snapshot. Otherwise the cluster lives on: its lease is let go
         at once, for whoever else watches it."""
         now = self.clock()
-        key = session_name or info.gcs_address or info.dashboard_url or name
+        key = _session_key(name, info, session_name)
         with self._lock:
             tracked = self._tracked.pop(name, None)
         if tracked is None or not tracked.holding:
@@ -339,6 +339,12 @@ class Recorder:
             log.debug("castray_nb: history compacted (%d rows) in %.3f s", removed, time.monotonic() - started)
         except (StoreError, OSError, sqlite3.Error) as exc:
             log.warning("castray_nb: history could not be compacted: %s", exc)
+
+
+def _session_key(name: str, info: ClusterInfo, session_name: str | None) -> str:
+    """What the store keys a cluster session by: its Ray session name, else its address,
+    else the attachment's name."""
+    return session_name or info.gcs_address or info.dashboard_url or name
 
 
 def _where(row: NodeRecord | None) -> str:

@@ -24,7 +24,7 @@ class Outcome:
 
     ``kind``: ``"read"`` (``runtime`` answered), ``"lost"`` (its GCS does not answer) or
     ``"left"`` (the runtime is gone: ``runtime`` is the one that went, ``ended`` whether
-    its cluster went with it, ``why`` says how)."""
+    its cluster went with it, and then ``why`` says how)."""
 
     kind: str
     runtime: LocalRuntime
@@ -61,13 +61,9 @@ class LocalTracker:
         with self._lock:
             return self._key
 
-    def read(self) -> list[Event]:
-        """Read the runtime (if this process has one); return what changed."""
-        return self.read_outcome()[0]
-
-    def read_outcome(self) -> tuple[list[Event], Outcome | None]:
-        """:meth:`read`, and what it came to (None: no runtime, before or now, or a newer
-        reading already landed)."""
+    def read(self) -> tuple[list[Event], Outcome | None]:
+        """Read the runtime (if this process has one); return what changed and what the
+        read came to (None: no runtime, before or now, or a newer reading already landed)."""
         with self._lock:
             seq = self._started
             self._started += 1
@@ -90,8 +86,7 @@ class LocalTracker:
         if before is None:
             return [], None
         events = [Event("node_removed", before.name, r.node_id, "local runtime shut down") for r in previous]
-        why = SHUT_DOWN if before.started_here else "the kernel's ray.shutdown() left the cluster"
-        return events, Outcome("left", before, ended=before.started_here, why=why)
+        return events, Outcome("left", before, ended=before.started_here, why=SHUT_DOWN if before.started_here else "")
 
     def _lost(self, runtime: LocalRuntime) -> tuple[list[Event], Outcome | None]:
         """The runtime lost its GCS: rows turn UNREACHABLE; if it stays lost, end the

@@ -58,6 +58,13 @@ def _gone(exc: CastrayError) -> bool:
     return isinstance(exc, ClusterUnreachable) and not isinstance(exc, ClusterTimeout) and "refused" in str(exc)
 
 
+def _is_runtime(attachment: Attachment, runtime_key: tuple[str, int] | None) -> bool:
+    """Whether ``attachment`` is the cluster of the kernel's own runtime (its GCS's
+    :func:`.address.cluster_key` is ``runtime_key``)."""
+    address = attachment.info.gcs_address
+    return runtime_key is not None and address is not None and cluster_key(address) == runtime_key
+
+
 def _client(info: ClusterInfo, settings: Settings, token: Token | None = None) -> ClusterReader:
     return ClusterClient(info.gcs_address, info.dashboard_url, settings, token=token)
 
@@ -354,7 +361,7 @@ class Session:
         """Read every attached cluster (concurrently) and the local runtime; return the changes."""
         with self._lock:
             attachments = list(self._attached.values())
-        events, outcome = self.local.read_outcome()
+        events, outcome = self.local.read()
         if outcome is not None and self.recorder is not None:
             self._record_local(outcome, events)
         events = events + self._read_all(attachments)
@@ -368,9 +375,8 @@ class Session:
         runtime = outcome.runtime
         key = cluster_key(runtime.gcs_address) if runtime.gcs_address else None
         with self._lock:
-            attached = [a.info.gcs_address for a in self._attached.values() if a.info.gcs_address]
-        if key is not None and any(cluster_key(address) == key for address in attached):
-            return
+            if any(_is_runtime(a, key) for a in self._attached.values()):
+                return
         info = ClusterInfo(
             name=runtime.name,
             gcs_address=runtime.gcs_address,
@@ -486,7 +492,7 @@ class Session:
         rows = self.local.rows
         with self._lock:
             for attachment in self._attached.values():
-                if local_key and attachment.info.gcs_address and cluster_key(attachment.info.gcs_address) == local_key:
+                if _is_runtime(attachment, local_key):
                     continue  # the kernel's own cluster is already there as "local"
                 rows.extend(attachment.current_rows() if fresh else attachment.rows)
         return rows
